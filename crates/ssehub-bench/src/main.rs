@@ -1,0 +1,2 @@
+//! ssehub-bench (placeholder, being written).
+fn main() {}

@@ -1,0 +1,2 @@
+//! The ssehub binary (being written).
+fn main() {}

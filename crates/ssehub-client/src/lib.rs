@@ -1,0 +1,1 @@
+//! The ssehub client (being written).

@@ -1,0 +1,117 @@
+//! The store: where the history lives. The seam between the hub and its storage engines.
+//!
+//! The hub calls a store from one place per operation (publish appends, subscribe locates
+//! and reads) and holds no lock of its own while a read runs. Every implementation runs the
+//! suite in [`crate::conformance`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::{Event, NewEvent};
+use crate::id::EventId;
+
+/// How much history a store keeps. `None` means no bound of that kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Most events kept (over all topics).
+    pub max_events: Option<u64>,
+    /// Oldest event kept.
+    pub max_age: Option<Duration>,
+    /// Most bytes of encoded events kept.
+    pub max_bytes: Option<u64>,
+}
+
+impl Retention {
+    pub fn events(n: u64) -> Retention {
+        Retention { max_events: Some(n), max_age: None, max_bytes: None }
+    }
+}
+
+/// Where a client's `Last-Event-ID` puts it in the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Locate {
+    /// Every retained event after this position is what the client has not seen; nothing
+    /// it has not seen was dropped.
+    Found(EventId),
+    /// The id is older than the retained history: events the client has not seen may have
+    /// been dropped. Replay starts at the oldest retained event.
+    Expired,
+    /// The store has never known this id.
+    Unknown,
+}
+
+/// One page of a replay.
+#[derive(Clone, Debug, Default)]
+pub struct ReadBatch {
+    /// Matching events, oldest first.
+    pub events: Vec<Arc<Event>>,
+    /// The position scanned through: the next page starts after it.
+    pub through: EventId,
+    /// True when the page reached the newest event in the store.
+    pub at_head: bool,
+}
+
+/// Figures a store reports for `/metrics` and `/topics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub events: u64,
+    pub bytes: u64,
+    pub oldest: Option<EventId>,
+    pub newest: Option<EventId>,
+}
+
+/// A store failed. The publish or subscribe that hit it gets a 5xx; nothing is half-done.
+#[derive(Debug)]
+pub enum StoreError {
+    Io(std::io::Error),
+    /// Stored data did not decode; names the file or key at fault.
+    Corrupt(String),
+    Unavailable(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(e) => write!(f, "store i/o error: {e}"),
+            StoreError::Corrupt(what) => write!(f, "store data is corrupt: {what}"),
+            StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+/// A history of events in id order.
+///
+/// Contract (checked by [`crate::conformance::check`]):
+/// - `append` gives each event an id greater than every id given before, also across a
+///   restart of a persistent store, and returns the stored event;
+/// - `read` returns, oldest first, the retained events after `after` that `filter` accepts,
+///   scanning at most `scan_limit` events, so that a reader can page through any history;
+/// - `locate` maps a client's `Last-Event-ID` (a position or a publisher's custom id) to a
+///   position, telling apart "complete from here", "you missed events" and "never seen".
+pub trait Store: Send + Sync + 'static {
+    fn append(&self, event: NewEvent) -> Result<Arc<Event>, StoreError>;
+
+    fn read(
+        &self,
+        after: EventId,
+        filter: &dyn Fn(&Event) -> bool,
+        scan_limit: usize,
+    ) -> Result<ReadBatch, StoreError>;
+
+    fn locate(&self, last_event_id: &str) -> Result<Locate, StoreError>;
+
+    /// The position from which every later event is retained: a replay after any id at or
+    /// past it is complete.
+    fn floor(&self) -> EventId;
+
+    fn stats(&self) -> StoreStats;
+}

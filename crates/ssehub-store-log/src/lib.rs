@@ -1,0 +1,1 @@
+//! ssehub-store-log (placeholder, being written).

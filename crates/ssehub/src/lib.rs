@@ -1,0 +1,1 @@
+//! The ssehub hub (being written).
