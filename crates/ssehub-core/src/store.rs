@@ -114,4 +114,12 @@ pub trait Store: Send + Sync + 'static {
     fn floor(&self) -> EventId;
 
     fn stats(&self) -> StoreStats;
+
+    /// Blocks until the event `id` (and every event before it) is as durable as the store's
+    /// sync setting promises. The hub calls it off the async runtime before answering a
+    /// publish, so group commit can batch many publishes into one fsync.
+    fn wait_durable(&self, id: EventId) -> Result<(), StoreError> {
+        let _ = id;
+        Ok(())
+    }
 }
