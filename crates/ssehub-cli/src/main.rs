@@ -1,2 +1,131 @@
-//! The ssehub binary (being written).
-fn main() {}
+//! The `ssehub` binary: glue. Reads flags, environment and file into a config, picks the
+//! store, installs logging, and runs a subcommand.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ssehub::Hub;
+use ssehub_core::{MemoryStore, Retention, Store};
+use tokio::net::TcpListener;
+
+use crate::config::{Layer, Settings, StoreChoice};
+
+#[derive(Parser)]
+#[command(
+    name = "ssehub",
+    version,
+    about = "A real-time push hub: Server-Sent Events for topics, published over HTTP."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub (the default)
+    Serve(ServeArgs),
+    /// Print the configuration file with every key, its default and what it does
+    PrintConfig,
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// TOML configuration file
+    #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    layer: Layer,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::PrintConfig) => {
+            print!("{}", config::DEFAULT_TOML);
+            Ok(())
+        }
+    }
+}
+
+fn install_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SSEHUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("config: cannot read {}", path.display()))?;
+            Some(config::parse_file(&text, &path.display().to_string())?)
+        }
+        None => None,
+    };
+    let settings = config::resolve(args.layer, file)?;
+    install_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(settings))
+}
+
+fn open_store(choice: &StoreChoice) -> anyhow::Result<Arc<dyn Store>> {
+    match choice {
+        StoreChoice::Memory { history } => {
+            Ok(Arc::new(MemoryStore::new(Retention::events(*history))))
+        }
+        StoreChoice::Log { dir } => {
+            tracing::warn!(dir = %dir.display(), "the durable log store is not built yet; keeping history in memory");
+            Ok(Arc::new(MemoryStore::new(Retention::events(10_000))))
+        }
+    }
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings.store)?;
+    let listener = TcpListener::bind(settings.hub.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", settings.hub.listen))?;
+    let addr = listener.local_addr()?;
+    #[allow(clippy::print_stdout)]
+    {
+        // Scripts and tests read the port from this line.
+        println!("listening on http://{addr}");
+    }
+    tracing::info!(%addr, store = ?settings.store, "ssehub started");
+    let hub = Hub::new(settings.hub, store);
+    ssehub::serve(listener, hub, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

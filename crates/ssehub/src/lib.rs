@@ -1,1 +1,67 @@
-//! The ssehub hub (being written).
+//! The ssehub hub: fan-out, replay, presence, limits and shutdown, and the HTTP API that
+//! exposes them. Start it with [`serve`]; the binary crate only builds a [`Config`] and a
+//! store and calls it.
+
+mod config;
+mod demo;
+mod form;
+mod http;
+mod hub;
+mod metrics;
+mod outbox;
+mod stream;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use config::{Config, CorsOrigins};
+pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
+pub use hub::{Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
+pub use metrics::Metrics;
+
+/// Serves the hub on `listener` until `shutdown` resolves, then ends every stream and
+/// returns once connections are closed or the configured grace period has passed.
+pub async fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut background = if hub.config.demo {
+        demo::start(hub.clone())
+    } else {
+        Default::default()
+    };
+    let h = hub.clone();
+    background.spawn(async move {
+        let mut timer = tokio::time::interval(h.config.heartbeat);
+        timer.tick().await;
+        loop {
+            timer.tick().await;
+            h.heartbeat();
+        }
+    });
+    let stopping = Arc::new(Notify::new());
+    let signal = {
+        let (hub, stopping) = (hub.clone(), stopping.clone());
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: ending streams");
+            hub.shutdown();
+            stopping.notify_one();
+        }
+    };
+    let server = axum::serve(listener, router(hub.clone())).with_graceful_shutdown(signal);
+    let grace = hub.config.shutdown_grace;
+    let result = tokio::select! {
+        result = server => result,
+        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+            Ok(())
+        }
+    };
+    background.shutdown().await;
+    result
+}

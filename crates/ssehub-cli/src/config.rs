@@ -1,0 +1,261 @@
+//! Configuration layering: flags > `SSEHUB_*` environment > TOML file > built-in defaults
+//! (the commented `default.toml`, which `ssehub print-config` prints), then validation into
+//! the hub's typed [`ssehub::Config`]. A bad value is refused with a message naming its key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use ssehub::{Config, CorsOrigins};
+
+/// The commented defaults, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+/// One layer of settings; `None` leaves the key to the layer below.
+#[derive(Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Address and port to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "SSEHUB_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Directory of the durable event log [default: ./ssehub-data]
+    #[arg(long, env = "SSEHUB_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Keep history in memory only
+    #[arg(long, env = "SSEHUB_MEMORY", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub memory: Option<bool>,
+    /// Events kept in memory mode [default: 10000]
+    #[arg(long, env = "SSEHUB_HISTORY", value_name = "N")]
+    pub history: Option<u64>,
+    /// Run the demo publishers
+    #[arg(long, env = "SSEHUB_DEMO", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub demo: Option<bool>,
+    /// Serve this directory at / instead of the built-in page
+    #[arg(long, env = "SSEHUB_PUBLIC_DIR", value_name = "DIR")]
+    pub public_dir: Option<PathBuf>,
+    /// Seconds between heartbeat comments [default: 15]
+    #[arg(long, env = "SSEHUB_HEARTBEAT", value_name = "SECONDS")]
+    pub heartbeat: Option<u64>,
+    /// Reconnection delay sent with `retry:`, in ms [default: 3000]
+    #[arg(long, env = "SSEHUB_RETRY", value_name = "MS")]
+    pub retry: Option<u64>,
+    /// Largest publish body in bytes [default: 1048576]
+    #[arg(long, env = "SSEHUB_MAX_PAYLOAD", value_name = "BYTES")]
+    pub max_payload: Option<u64>,
+    /// Allowed cross-origin pages: "*" or a comma list of origins
+    #[arg(long, env = "SSEHUB_CORS_ORIGINS", value_name = "LIST")]
+    pub cors_origins: Option<String>,
+    /// Most concurrent subscriber streams [default: 100000]
+    #[arg(long, env = "SSEHUB_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u64>,
+    /// Most topics per subscription or publish [default: 64]
+    #[arg(long, env = "SSEHUB_MAX_TOPICS", value_name = "N")]
+    pub max_topics: Option<u64>,
+    /// Bytes a subscriber may have queued before its stream is ended [default: 262144]
+    #[arg(long, env = "SSEHUB_SUBSCRIBER_BUFFER", value_name = "BYTES")]
+    pub subscriber_buffer: Option<u64>,
+    /// Seconds shutdown waits for streams to end [default: 5]
+    #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", value_name = "SECONDS")]
+    pub shutdown_grace: Option<u64>,
+    /// Redis URL for cluster mode (not available yet)
+    #[arg(long, env = "SSEHUB_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+}
+
+/// Where history lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    Memory { history: u64 },
+    Log { dir: PathBuf },
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug)]
+pub struct Settings {
+    pub hub: Config,
+    pub store: StoreChoice,
+}
+
+/// Fills every key `top` leaves unset from `below`.
+macro_rules! fill {
+    ($top:ident, $below:ident; $($field:ident),+) => {
+        Layer { $($field: $top.$field.or($below.$field),)+ }
+    };
+}
+
+fn under(top: Layer, below: Layer) -> Layer {
+    fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
+        max_payload, cors_origins, max_connections, max_topics, subscriber_buffer,
+        shutdown_grace, redis_url)
+}
+
+/// Parses a TOML layer, naming the file in errors.
+pub fn parse_file(text: &str, origin: &str) -> anyhow::Result<Layer> {
+    toml::from_str(text).with_context(|| format!("config file {origin}"))
+}
+
+/// Merges the layers (first wins) and validates the result.
+pub fn resolve(flags_and_env: Layer, file: Option<Layer>) -> anyhow::Result<Settings> {
+    let defaults = parse_file(DEFAULT_TOML, "(built-in defaults)")?;
+    validate(under(
+        under(flags_and_env, file.unwrap_or_default()),
+        defaults,
+    ))
+}
+
+fn required<T>(value: Option<T>, key: &str) -> anyhow::Result<T> {
+    value.with_context(|| format!("{key}: no value"))
+}
+
+fn positive(value: Option<u64>, key: &str) -> anyhow::Result<u64> {
+    match required(value, key)? {
+        0 => bail!("{key}: must be greater than 0"),
+        n => Ok(n),
+    }
+}
+
+fn validate(layer: Layer) -> anyhow::Result<Settings> {
+    let listen_text = required(layer.listen, "listen")?;
+    let listen: SocketAddr = listen_text.parse().with_context(|| {
+        format!("listen: {listen_text:?} is not an ADDRESS:PORT such as 127.0.0.1:8080")
+    })?;
+    if layer.redis_url.is_some_and(|u| !u.is_empty()) {
+        bail!("redis_url: cluster mode is not available in this version of ssehub");
+    }
+    let cors_text = layer.cors_origins.unwrap_or_default();
+    let cors_origins = match cors_text.trim() {
+        "" => CorsOrigins::None,
+        "*" => CorsOrigins::Any,
+        list => {
+            let origins: Vec<String> = list
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .collect();
+            for origin in &origins {
+                if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                    || origin.contains(char::is_whitespace)
+                {
+                    bail!(
+                        "cors_origins: {origin:?} is not an origin such as https://app.example.com"
+                    );
+                }
+            }
+            CorsOrigins::List(origins)
+        }
+    };
+    let history = positive(layer.history, "history")?;
+    let store = if required(layer.memory, "memory")? {
+        StoreChoice::Memory { history }
+    } else {
+        StoreChoice::Log {
+            dir: required(layer.data_dir, "data_dir")?,
+        }
+    };
+    let public_dir = layer.public_dir.filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = &public_dir {
+        if !dir.is_dir() {
+            bail!("public_dir: {} is not a directory", dir.display());
+        }
+    }
+    let hub = Config {
+        listen,
+        heartbeat: Duration::from_secs(positive(layer.heartbeat, "heartbeat")?),
+        retry: Duration::from_millis(required(layer.retry, "retry")?),
+        max_payload: usize::try_from(positive(layer.max_payload, "max_payload")?)?,
+        cors_origins,
+        history,
+        demo: required(layer.demo, "demo")?,
+        public_dir,
+        max_connections: usize::try_from(positive(layer.max_connections, "max_connections")?)?,
+        max_topics: usize::try_from(positive(layer.max_topics, "max_topics")?)?,
+        subscriber_buffer: usize::try_from(positive(
+            layer.subscriber_buffer,
+            "subscriber_buffer",
+        )?)?,
+        shutdown_grace: Duration::from_secs(required(layer.shutdown_grace, "shutdown_grace")?),
+    };
+    Ok(Settings { hub, store })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_match_the_hub_defaults() {
+        let settings = resolve(Layer::default(), None).unwrap();
+        let hub = Config::default();
+        assert_eq!(settings.hub.listen, hub.listen);
+        assert_eq!(settings.hub.heartbeat, hub.heartbeat);
+        assert_eq!(settings.hub.retry, hub.retry);
+        assert_eq!(settings.hub.max_payload, hub.max_payload);
+        assert_eq!(settings.hub.subscriber_buffer, hub.subscriber_buffer);
+        assert_eq!(
+            settings.store,
+            StoreChoice::Log {
+                dir: "./ssehub-data".into()
+            }
+        );
+    }
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let file = parse_file("heartbeat = 7\nretry = 100\nmemory = true", "test").unwrap();
+        let flags = Layer {
+            retry: Some(50),
+            ..Layer::default()
+        };
+        let settings = resolve(flags, Some(file)).unwrap();
+        assert_eq!(settings.hub.heartbeat, Duration::from_secs(7));
+        assert_eq!(settings.hub.retry, Duration::from_millis(50));
+        assert_eq!(settings.store, StoreChoice::Memory { history: 10_000 });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                Layer {
+                    listen: Some("nowhere".into()),
+                    ..Layer::default()
+                },
+                "listen",
+            ),
+            (
+                Layer {
+                    heartbeat: Some(0),
+                    ..Layer::default()
+                },
+                "heartbeat",
+            ),
+            (
+                Layer {
+                    cors_origins: Some("example.com".into()),
+                    ..Layer::default()
+                },
+                "cors_origins",
+            ),
+            (
+                Layer {
+                    public_dir: Some("/no/such/dir".into()),
+                    ..Layer::default()
+                },
+                "public_dir",
+            ),
+        ];
+        for (layer, key) in cases {
+            let err = resolve(layer, None).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+        let err = format!(
+            "{:#}",
+            parse_file("heartbeat = \"x\"", "f.toml").unwrap_err()
+        );
+        assert!(err.contains("heartbeat") && err.contains("f.toml"), "{err}");
+        let err = format!("{:#}", parse_file("hartbeat = 1", "f.toml").unwrap_err());
+        assert!(err.contains("hartbeat"), "{err}");
+    }
+}

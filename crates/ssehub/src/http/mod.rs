@@ -1,0 +1,77 @@
+//! The HTTP edge: routes, CORS, the built-in page. Handlers decode, call the hub, encode.
+
+mod error;
+mod publish;
+mod subscribe;
+mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::Html;
+use axum::routing::get;
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+
+pub use error::ApiError;
+pub use publish::CLOSE_EVENT;
+pub use subscribe::RESET_EVENT;
+
+use crate::config::CorsOrigins;
+use crate::hub::Hub;
+
+/// The built-in page, compiled into the binary.
+const PAGE: &str = include_str!("../../../../web/index.html");
+
+pub fn router(hub: Arc<Hub>) -> Router {
+    let mut router = Router::new()
+        .route("/events", get(subscribe::events))
+        .route("/events/{topic}", get(subscribe::events_topic))
+        .route("/publish", axum::routing::post(publish::publish))
+        .route("/topics", get(topics::list))
+        .route(
+            "/topics/{topic}",
+            get(topics::one).delete(publish::close_topic),
+        )
+        .route("/healthz", get(topics::healthz))
+        .route("/metrics", get(topics::metrics));
+    router = match &hub.config.public_dir {
+        Some(dir) => router.fallback_service(ServeDir::new(dir)),
+        None => router.route("/", get(|| async { Html(PAGE) })),
+    };
+    let router = router.layer(DefaultBodyLimit::max(hub.config.max_payload));
+    let router = match cors(&hub.config.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router.with_state(hub)
+}
+
+fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
+    let base = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            header::CACHE_CONTROL,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    match origins {
+        CorsOrigins::None => None,
+        CorsOrigins::Any => Some(base.allow_origin(AllowOrigin::any())),
+        CorsOrigins::List(list) => {
+            let list: Vec<HeaderValue> = list
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect();
+            Some(
+                base.allow_origin(AllowOrigin::list(list))
+                    .allow_credentials(true),
+            )
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `POST /publish` and `DELETE /topics/{topic}`: decode, validate, publish, answer.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use bytes::Bytes;
+use serde_json::Value;
+use ssehub_core::{EventName, NewEvent, Topic, WireId};
+
+use crate::form;
+use crate::http::error::ApiError;
+use crate::hub::{Hub, Published};
+use crate::metrics::Metrics;
+
+/// The event name of the final event a `DELETE /topics/{topic}` sends.
+pub const CLOSE_EVENT: &str = "ssehub-close";
+
+/// A publish request's fields before validation; JSON and form bodies both decode to it.
+#[derive(Default, Debug)]
+struct Fields {
+    topics: Vec<String>,
+    event: Option<String>,
+    data: String,
+    id: Option<String>,
+    retry: Option<String>,
+    close: bool,
+}
+
+pub async fn publish(
+    State(hub): State<Arc<Hub>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Published>, ApiError> {
+    let result = decode(&hub, &headers, body).and_then(|fields| validate(&hub, fields));
+    let new = result.inspect_err(|_| Metrics::add(&hub.metrics.publish_rejected, 1))?;
+    publish_event(&hub, new).await
+}
+
+pub async fn close_topic(
+    State(hub): State<Arc<Hub>>,
+    Path(topic): Path<String>,
+) -> Result<Json<Published>, ApiError> {
+    let topic = parse_topic(&topic)?;
+    let mut new = NewEvent::new(vec![topic], "");
+    new.name = Some(EventName::new(CLOSE_EVENT).expect("valid name"));
+    new.close = true;
+    publish_event(&hub, new).await
+}
+
+async fn publish_event(hub: &Arc<Hub>, new: NewEvent) -> Result<Json<Published>, ApiError> {
+    let published = hub.publish(new).map_err(|e| ApiError::internal(&e))?;
+    hub.wait_durable(&published.event)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(published))
+}
+
+pub fn parse_topic(name: &str) -> Result<Topic, ApiError> {
+    Topic::new(name).map_err(|e| ApiError::field("topic", format!("invalid topic {name:?}: {e}")))
+}
+
+fn decode(
+    hub: &Hub,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Fields, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is larger than {} bytes",
+                    hub.config.max_payload
+                ),
+            )
+        } else {
+            ApiError::new(rejection.status(), rejection.body_text())
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some("application/json") => decode_json(&body),
+        Some("application/x-www-form-urlencoded") => decode_form(&body),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported content type {:?}: send application/json or application/x-www-form-urlencoded",
+                other.unwrap_or("")
+            ),
+        )),
+    }
+}
+
+fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid UTF-8: {e}"),
+        )
+    })?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
+    let Value::Object(mut map) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body must be a JSON object",
+        ));
+    };
+    let mut fields = Fields::default();
+    match map.remove("topic") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) => fields.topics.push(t),
+        Some(Value::Array(list)) => {
+            for t in list {
+                let Value::String(t) = t else {
+                    return Err(ApiError::field(
+                        "topic",
+                        "topic must be a string or a list of strings",
+                    ));
+                };
+                fields.topics.push(t);
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "topic",
+                "topic must be a string or a list of strings",
+            ))
+        }
+    }
+    fields.event = json_text(map.remove("event"), "event")?;
+    fields.id = json_text(map.remove("id"), "id")?;
+    fields.retry = match map.remove("retry") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(retry_error()),
+    };
+    fields.data = match map.remove("data") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s,
+        Some(other) => other.to_string(),
+    };
+    fields.close = match map.remove("close") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err(ApiError::field("close", "close must be true or false")),
+    };
+    Ok(fields)
+}
+
+/// A string field that may also be given as a number.
+fn json_text(value: Option<Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ApiError::field(field, format!("{field} must be a string"))),
+    }
+}
+
+fn decode_form(body: &[u8]) -> Result<Fields, ApiError> {
+    let pairs =
+        form::parse(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut fields = Fields::default();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "topic" => fields.topics.push(value),
+            "event" => fields.event = Some(value),
+            "data" => fields.data = value,
+            "id" => fields.id = Some(value),
+            "retry" => fields.retry = Some(value),
+            "close" => {
+                fields.close = match value.as_str() {
+                    "true" | "1" | "on" => true,
+                    "false" | "0" | "" => false,
+                    _ => return Err(ApiError::field("close", "close must be true or false")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(fields)
+}
+
+fn retry_error() -> ApiError {
+    ApiError::field("retry", "retry must be a whole number of milliseconds")
+}
+
+fn validate(hub: &Hub, fields: Fields) -> Result<NewEvent, ApiError> {
+    if fields.topics.is_empty() {
+        return Err(ApiError::field("topic", "missing topic"));
+    }
+    if fields.topics.len() > hub.config.max_topics {
+        return Err(ApiError::field(
+            "topic",
+            format!(
+                "too many topics: at most {} per publish",
+                hub.config.max_topics
+            ),
+        ));
+    }
+    let topics = fields
+        .topics
+        .iter()
+        .map(|t| parse_topic(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let field_error = |e: ssehub_core::FieldError| ApiError::field(e.field, e.reason);
+    let mut new = NewEvent::new(topics, fields.data);
+    new.name = fields
+        .event
+        .as_deref()
+        .map(EventName::new)
+        .transpose()
+        .map_err(field_error)?;
+    new.custom_id = fields
+        .id
+        .as_deref()
+        .map(WireId::new)
+        .transpose()
+        .map_err(field_error)?;
+    new.retry = match fields.retry {
+        None => None,
+        Some(r) if !r.is_empty() && r.len() <= 12 && r.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(r.parse().map_err(|_| retry_error())?)
+        }
+        Some(_) => return Err(retry_error()),
+    };
+    new.close = fields.close;
+    Ok(new)
+}

@@ -1,0 +1,187 @@
+//! `GET /events` and `GET /events/{topic}`: open a subscriber stream.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ssehub_core::{encode_event, EventId, Frame, Locate, Topic};
+
+use crate::form;
+use crate::http::error::ApiError;
+use crate::http::publish::parse_topic;
+use crate::hub::{Hub, SubscribeError};
+use crate::stream::EventStream;
+
+/// The control event that tells a resuming client its replay is not complete.
+pub const RESET_EVENT: &str = "ssehub-reset";
+
+/// A subscribe request, decoded from the path, query and headers.
+struct Request {
+    topics: Vec<Topic>,
+    last_event_id: Option<String>,
+    presence: bool,
+}
+
+pub async fn events(
+    State(hub): State<Arc<Hub>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = decode(&hub, None, query.as_deref(), &headers)?;
+    open(hub, request)
+}
+
+pub async fn events_topic(
+    State(hub): State<Arc<Hub>>,
+    Path(topic): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = decode(&hub, Some(&topic), query.as_deref(), &headers)?;
+    open(hub, request)
+}
+
+fn decode(
+    hub: &Hub,
+    path_topic: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Request, ApiError> {
+    let pairs = form::parse(query.unwrap_or("").as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut names: Vec<&str> = path_topic.into_iter().collect();
+    let mut query_id = None;
+    let mut presence = false;
+    for (name, value) in &pairs {
+        match name.as_str() {
+            "topic" => {
+                names.extend(value.split(','));
+                if names.len() > hub.config.max_topics {
+                    break;
+                }
+            }
+            "lastEventId" => query_id = Some(value.clone()),
+            "presence" => presence = matches!(value.as_str(), "1" | "true" | "on" | ""),
+            _ => {}
+        }
+    }
+    if names.is_empty() {
+        return Err(ApiError::field(
+            "topic",
+            "missing topic: use /events?topic=NAME or /events/NAME",
+        ));
+    }
+    if names.len() > hub.config.max_topics {
+        return Err(ApiError::field(
+            "topic",
+            format!(
+                "too many topics: at most {} per subscription",
+                hub.config.max_topics
+            ),
+        ));
+    }
+    let mut topics = Vec::with_capacity(names.len());
+    for name in names {
+        let topic = parse_topic(name)?;
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
+    let header_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let last_event_id = header_id.or(query_id).filter(|id| !id.is_empty());
+    Ok(Request {
+        topics,
+        last_event_id,
+        presence,
+    })
+}
+
+fn open(hub: Arc<Hub>, request: Request) -> Result<Response, ApiError> {
+    let mut opening = b": ok\n".to_vec();
+    let retry = hub.config.retry.as_millis() as u64;
+    let jitter = fastrand::u64(0..=retry / 10);
+    opening.extend_from_slice(format!("retry: {}\n\n", retry + jitter).as_bytes());
+    let replay_after = match &request.last_event_id {
+        None => None,
+        Some(id) => {
+            let located = hub.store.locate(id).map_err(|e| ApiError::internal(&e))?;
+            match located {
+                Locate::Found(position) => Some(position),
+                Locate::Expired => Some(reset(&hub, &mut opening, "expired", id)),
+                Locate::Unknown => Some(reset(&hub, &mut opening, "unknown", id)),
+            }
+        }
+    };
+    let subscription = match hub.subscribe(request.topics.clone(), request.presence) {
+        Ok(subscription) => Some(subscription),
+        Err(SubscribeError::AllClosed) => {
+            // The client may still be owed the events up to the closing one.
+            let owed = replay_after
+                .map(|after| has_events_after(&hub, after, &request.topics))
+                .transpose()?;
+            if owed != Some(true) {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            None
+        }
+        Err(SubscribeError::TooManyConnections) => {
+            return Err(ApiError::unavailable("too many connections", 5));
+        }
+        Err(SubscribeError::ShuttingDown) => {
+            return Err(ApiError::unavailable("the hub is shutting down", 1));
+        }
+    };
+    let stream = EventStream::new(
+        hub.clone(),
+        subscription,
+        opening.into(),
+        request.topics,
+        replay_after,
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
+        Body::new(stream),
+    )
+        .into_response())
+}
+
+/// Writes the reset control event into `opening` and returns where the replay starts: the
+/// oldest event the store still has.
+fn reset(hub: &Hub, opening: &mut Vec<u8>, reason: &str, sent: &str) -> EventId {
+    let data = serde_json::json!({ "reason": reason, "lastEventId": sent }).to_string();
+    encode_event(
+        &Frame {
+            event: Some(RESET_EVENT),
+            data: &data,
+            ..Frame::default()
+        },
+        opening,
+    );
+    hub.store.floor()
+}
+
+fn has_events_after(hub: &Hub, mut after: EventId, topics: &[Topic]) -> Result<bool, ApiError> {
+    let filter = |e: &ssehub_core::Event| topics.iter().any(|t| e.has_topic(t.as_str()));
+    loop {
+        let page = hub
+            .store
+            .read(after, &filter, 1024)
+            .map_err(|e| ApiError::internal(&e))?;
+        if !page.events.is_empty() {
+            return Ok(true);
+        }
+        if page.at_head {
+            return Ok(false);
+        }
+        after = page.through;
+    }
+}

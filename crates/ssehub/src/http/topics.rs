@@ -1,0 +1,138 @@
+//! `GET /topics`, `GET /topics/{topic}`, `GET /healthz`, `GET /metrics`.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::http::error::ApiError;
+use crate::http::publish::parse_topic;
+use crate::hub::{Hub, TopicInfo};
+use crate::metrics::Metrics;
+
+pub async fn list(State(hub): State<Arc<Hub>>) -> Json<Value> {
+    Json(json!({ "topics": hub.topics() }))
+}
+
+pub async fn one(
+    State(hub): State<Arc<Hub>>,
+    Path(topic): Path<String>,
+) -> Result<Json<TopicInfo>, ApiError> {
+    let topic = parse_topic(&topic)?;
+    Ok(Json(hub.topic(topic.as_str())))
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
+    let m = &hub.metrics;
+    let stats = hub.store.stats();
+    let mut out = String::new();
+    let mut put = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP ssehub_{name} {help}\n# TYPE ssehub_{name} {kind}\nssehub_{name} {value}"
+        );
+    };
+    put(
+        "connections",
+        "gauge",
+        "Subscriber streams open now.",
+        Metrics::get(&m.connections),
+    );
+    put(
+        "connections_total",
+        "counter",
+        "Subscriber streams opened.",
+        Metrics::get(&m.connections_total),
+    );
+    put(
+        "connections_refused_total",
+        "counter",
+        "Subscribe requests refused by the connection limit.",
+        Metrics::get(&m.connections_refused),
+    );
+    put(
+        "events_published_total",
+        "counter",
+        "Events published.",
+        Metrics::get(&m.events_published),
+    );
+    put(
+        "events_delivered_total",
+        "counter",
+        "Events queued for a subscriber, one per subscriber reached.",
+        Metrics::get(&m.deliveries),
+    );
+    put(
+        "events_replayed_total",
+        "counter",
+        "Events written during replays.",
+        Metrics::get(&m.replayed),
+    );
+    put(
+        "bytes_written_total",
+        "counter",
+        "Bytes handed to subscriber sockets.",
+        Metrics::get(&m.bytes_written),
+    );
+    put(
+        "slow_consumer_drops_total",
+        "counter",
+        "Streams ended because the subscriber read too slowly.",
+        Metrics::get(&m.slow_consumer_drops),
+    );
+    put(
+        "publish_rejected_total",
+        "counter",
+        "Publish requests refused as invalid.",
+        Metrics::get(&m.publish_rejected),
+    );
+    put(
+        "topics",
+        "gauge",
+        "Topics known to the hub.",
+        hub.topic_count() as u64,
+    );
+    put(
+        "history_events",
+        "gauge",
+        "Events retained in the history.",
+        stats.events,
+    );
+    put(
+        "history_bytes",
+        "gauge",
+        "Bytes of events retained in the history.",
+        stats.bytes,
+    );
+    let limits = [
+        ("max_connections", hub.config.max_connections as u64),
+        ("max_topics", hub.config.max_topics as u64),
+        ("max_payload_bytes", hub.config.max_payload as u64),
+        (
+            "subscriber_buffer_bytes",
+            hub.config.subscriber_buffer as u64,
+        ),
+    ];
+    out.push_str("# HELP ssehub_limit Configured limits.\n# TYPE ssehub_limit gauge\n");
+    for (name, value) in limits {
+        let _ = writeln!(out, "ssehub_limit{{name=\"{name}\"}} {value}");
+    }
+    out.push_str("# HELP ssehub_topic_subscribers Subscribers per topic.\n# TYPE ssehub_topic_subscribers gauge\n");
+    for info in hub.topics().into_iter().filter(|t| t.subscribers > 0) {
+        let name = info.topic.replace('\\', "\\\\").replace('"', "\\\"");
+        let _ = writeln!(
+            out,
+            "ssehub_topic_subscribers{{topic=\"{name}\"}} {}",
+            info.subscribers
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,367 @@
+//! The hub: who subscribes to what, and the fan-out of each published event to them.
+//!
+//! One mutex guards the subscriber tables, and a publish holds it across "append to the
+//! store" and "queue for every subscriber". That single ordering point is what makes the
+//! replay/live seam exact: an event is either in the store before a subscriber registers
+//! (the replay finds it) or queued to it after (the live feed has it), and events reach every
+//! outbox in id order. Nothing under the lock awaits; the per-subscriber work is a pointer
+//! push into its [`Outbox`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use serde::Serialize;
+use ssehub_core::{encode_comment, encode_event, Event, Frame, NewEvent, Store, StoreError, Topic};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outbox::{CloseReason, Outbox};
+
+/// The name of the presence events a subscriber asks for with `presence=1`.
+pub const PRESENCE_EVENT: &str = "ssehub-presence";
+
+type SubscriberId = u64;
+
+pub struct Hub {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    state: Mutex<State>,
+    next_subscriber: AtomicU64,
+    heartbeat: Bytes,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<Topic, TopicEntry>,
+    /// Every open subscriber, for heartbeats and shutdown.
+    subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
+    shutting_down: bool,
+}
+
+#[derive(Default)]
+struct TopicEntry {
+    subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
+    /// Subscribers that asked for presence events.
+    watchers: usize,
+    last_id: Option<String>,
+    /// Set by a closing event; a later publish reopens the topic.
+    closed: bool,
+}
+
+/// One open subscription stream.
+pub struct Subscriber {
+    pub id: SubscriberId,
+    pub topics: Vec<Topic>,
+    /// Receives presence events for its topics.
+    pub presence: bool,
+    pub outbox: Outbox,
+}
+
+/// A registered subscriber; dropping it unregisters it (the client went away).
+pub struct Subscription {
+    hub: Arc<Hub>,
+    pub subscriber: Arc<Subscriber>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.subscriber);
+    }
+}
+
+#[derive(Debug)]
+pub enum SubscribeError {
+    /// Every topic asked for is closed.
+    AllClosed,
+    TooManyConnections,
+    ShuttingDown,
+}
+
+/// The answer to a publish.
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub id: String,
+    /// Subscribers of this hub the event was queued for.
+    pub delivered: u64,
+    #[serde(skip)]
+    pub event: Arc<Event>,
+}
+
+/// A topic as `/topics` shows it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub topic: String,
+    pub subscribers: usize,
+    #[serde(rename = "lastEventId")]
+    pub last_event_id: Option<String>,
+    pub closed: bool,
+}
+
+#[derive(Serialize)]
+struct Presence<'a> {
+    topic: &'a str,
+    action: &'a str,
+    subscribers: usize,
+}
+
+fn presence_bytes(topic: &Topic, action: &str, subscribers: usize) -> Bytes {
+    let data = serde_json::to_string(&Presence {
+        topic: topic.as_str(),
+        action,
+        subscribers,
+    })
+    .expect("presence serializes");
+    let mut out = Vec::new();
+    encode_event(
+        &Frame {
+            event: Some(PRESENCE_EVENT),
+            data: &data,
+            ..Frame::default()
+        },
+        &mut out,
+    );
+    Bytes::from(out)
+}
+
+impl Hub {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
+        let mut heartbeat = Vec::new();
+        encode_comment("heartbeat", &mut heartbeat);
+        Arc::new(Hub {
+            config,
+            store,
+            metrics: Metrics::default(),
+            state: Mutex::new(State::default()),
+            next_subscriber: AtomicU64::new(1),
+            heartbeat: Bytes::from(heartbeat),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends `new` to the store and queues it for every subscriber of its topics, once per
+    /// subscriber. A closing event ends the streams of subscribers whose topics are now all
+    /// closed. Does not wait for durability: see [`Hub::wait_durable`].
+    pub fn publish(&self, new: NewEvent) -> Result<Published, StoreError> {
+        let mut overflowed: Vec<(SubscriberId, Topic)> = Vec::new();
+        let mut delivered = 0;
+        let mut state = self.lock();
+        let event = self.store.append(new)?;
+        let wire_id = event.wire_id();
+        for topic in &event.topics {
+            let entry = state.topics.entry(topic.clone()).or_default();
+            entry.last_id = Some(wire_id.clone());
+            entry.closed = event.close;
+            for sub in entry.subscribers.values() {
+                match sub.outbox.push_event(&event) {
+                    Ok(true) => delivered += 1,
+                    Ok(false) => {}
+                    Err(CloseReason::Overflow) => overflowed.push((sub.id, topic.clone())),
+                    Err(_) => {}
+                }
+            }
+        }
+        if event.close {
+            let state = &*state;
+            for topic in &event.topics {
+                for sub in state.topics[topic].subscribers.values() {
+                    if sub
+                        .topics
+                        .iter()
+                        .all(|t| state.topics.get(t).is_some_and(|e| e.closed))
+                    {
+                        sub.outbox.close(CloseReason::TopicsClosed);
+                    }
+                }
+            }
+        }
+        drop(state);
+        Metrics::add(&self.metrics.events_published, 1);
+        Metrics::add(&self.metrics.deliveries, delivered);
+        for (subscriber, topic) in overflowed {
+            self.count_overflow(subscriber, &topic);
+        }
+        Ok(Published {
+            id: wire_id,
+            delivered,
+            event,
+        })
+    }
+
+    /// Waits, off the async runtime, until the store has made `event` durable.
+    pub async fn wait_durable(self: &Arc<Self>, event: &Event) -> Result<(), StoreError> {
+        let hub = self.clone();
+        let id = event.id;
+        tokio::task::spawn_blocking(move || hub.store.wait_durable(id))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("durability wait failed: {e}")))?
+    }
+
+    fn count_overflow(&self, subscriber: SubscriberId, topic: &Topic) {
+        Metrics::add(&self.metrics.slow_consumer_drops, 1);
+        tracing::warn!(
+            subscriber,
+            topic = topic.as_str(),
+            reason = "buffer full",
+            limit = self.config.subscriber_buffer,
+            "slow subscriber: stream ended, the client resumes from history"
+        );
+    }
+
+    /// Registers a subscriber for `topics`. Topics that are closed count as not subscribed;
+    /// when all are closed there is nothing to follow and the caller answers 204.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        topics: Vec<Topic>,
+        presence: bool,
+    ) -> Result<Subscription, SubscribeError> {
+        let mut state = self.lock();
+        if state.shutting_down {
+            return Err(SubscribeError::ShuttingDown);
+        }
+        if topics
+            .iter()
+            .all(|t| state.topics.get(t).is_some_and(|e| e.closed))
+        {
+            return Err(SubscribeError::AllClosed);
+        }
+        if state.subscribers.len() >= self.config.max_connections {
+            Metrics::add(&self.metrics.connections_refused, 1);
+            return Err(SubscribeError::TooManyConnections);
+        }
+        let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
+        let sub = Arc::new(Subscriber {
+            id,
+            topics,
+            presence,
+            outbox: Outbox::new(self.config.subscriber_buffer),
+        });
+        state.subscribers.insert(id, sub.clone());
+        let mut overflowed = Vec::new();
+        for topic in &sub.topics {
+            let entry = state.topics.entry(topic.clone()).or_default();
+            entry.subscribers.insert(id, sub.clone());
+            entry.watchers += usize::from(presence);
+            let count = entry.subscribers.len();
+            if entry.watchers > usize::from(presence) {
+                let join = presence_bytes(topic, "join", count);
+                for other in entry
+                    .subscribers
+                    .values()
+                    .filter(|s| s.presence && s.id != id)
+                {
+                    if other.outbox.push_raw(join.clone()).is_err() {
+                        overflowed.push((other.id, topic.clone()));
+                    }
+                }
+            }
+            if presence {
+                // A new outbox is far below any sane limit; an error is impossible here.
+                let _ = sub
+                    .outbox
+                    .push_raw(presence_bytes(topic, "snapshot", count));
+            }
+        }
+        drop(state);
+        Metrics::add(&self.metrics.connections, 1);
+        Metrics::add(&self.metrics.connections_total, 1);
+        for (subscriber, topic) in overflowed {
+            self.count_overflow(subscriber, &topic);
+        }
+        Ok(Subscription {
+            hub: self.clone(),
+            subscriber: sub,
+        })
+    }
+
+    fn unsubscribe(&self, sub: &Subscriber) {
+        let mut state = self.lock();
+        state.subscribers.swap_remove(&sub.id);
+        for topic in &sub.topics {
+            let Some(entry) = state.topics.get_mut(topic) else {
+                continue;
+            };
+            entry.subscribers.swap_remove(&sub.id);
+            entry.watchers -= usize::from(sub.presence);
+            if entry.watchers > 0 {
+                let leave = presence_bytes(topic, "leave", entry.subscribers.len());
+                for other in entry.subscribers.values().filter(|s| s.presence) {
+                    let _ = other.outbox.push_raw(leave.clone());
+                }
+            }
+            if entry.subscribers.is_empty() && entry.last_id.is_none() {
+                state.topics.remove(topic);
+            }
+        }
+        drop(state);
+        self.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Queues a heartbeat comment on every stream.
+    pub fn heartbeat(&self) {
+        let state = self.lock();
+        let overflowed: Vec<SubscriberId> = state
+            .subscribers
+            .values()
+            .filter(|s| s.outbox.push_raw(self.heartbeat.clone()).is_err())
+            .map(|s| s.id)
+            .collect();
+        drop(state);
+        for id in overflowed {
+            Metrics::add(&self.metrics.slow_consumer_drops, 1);
+            tracing::warn!(
+                subscriber = id,
+                reason = "buffer full",
+                "slow subscriber: stream ended"
+            );
+        }
+    }
+
+    /// Refuses new subscribers and ends every stream after what it has queued.
+    pub fn shutdown(&self) {
+        let mut state = self.lock();
+        state.shutting_down = true;
+        for sub in state.subscribers.values() {
+            sub.outbox.close(CloseReason::Shutdown);
+        }
+    }
+
+    pub fn is_closed(&self, topic: &Topic) -> bool {
+        self.lock().topics.get(topic).is_some_and(|e| e.closed)
+    }
+
+    pub fn topics(&self) -> Vec<TopicInfo> {
+        let state = self.lock();
+        let mut list: Vec<TopicInfo> = state
+            .topics
+            .iter()
+            .map(|(t, e)| Self::info(t.as_str(), Some(e)))
+            .collect();
+        list.sort_by(|a, b| a.topic.cmp(&b.topic));
+        list
+    }
+
+    pub fn topic(&self, topic: &str) -> TopicInfo {
+        Self::info(topic, self.lock().topics.get(topic))
+    }
+
+    fn info(topic: &str, entry: Option<&TopicEntry>) -> TopicInfo {
+        TopicInfo {
+            topic: topic.to_owned(),
+            subscribers: entry.map_or(0, |e| e.subscribers.len()),
+            last_event_id: entry.and_then(|e| e.last_id.clone()),
+            closed: entry.is_some_and(|e| e.closed),
+        }
+    }
+
+    /// Number of topics the hub knows (with subscribers or a last event).
+    pub fn topic_count(&self) -> usize {
+        self.lock().topics.len()
+    }
+}

@@ -1,0 +1,153 @@
+//! A subscriber's response body: the opening bytes, then the replay read page by page from
+//! the store, then the live feed from its outbox — joined without a gap or a duplicate.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use ssehub_core::{EventId, Topic};
+
+use crate::hub::{Hub, Subscription};
+use crate::metrics::Metrics;
+use crate::outbox::{CloseReason, Drained, Item};
+
+/// Events scanned per replay page: large enough that a page fills a socket write, small
+/// enough that a replay of any length holds little memory and never blocks the runtime long.
+const REPLAY_PAGE: usize = 512;
+
+pub struct EventStream {
+    hub: Arc<Hub>,
+    /// `None` for a replay-only stream (closed topics): it ends when the replay does.
+    subscription: Option<Subscription>,
+    opening: Option<Bytes>,
+    replay: Option<Replay>,
+    /// Live events at or before this position were already written by the replay.
+    through: EventId,
+}
+
+struct Replay {
+    after: EventId,
+    topics: Vec<Topic>,
+}
+
+impl EventStream {
+    /// `replay_after`: replay the history after this position before going live.
+    pub fn new(
+        hub: Arc<Hub>,
+        subscription: Option<Subscription>,
+        opening: Bytes,
+        topics: Vec<Topic>,
+        replay_after: Option<EventId>,
+    ) -> EventStream {
+        EventStream {
+            hub,
+            subscription,
+            opening: Some(opening),
+            replay: replay_after.map(|after| Replay { after, topics }),
+            through: EventId::ZERO,
+        }
+    }
+
+    /// Next replay page as one buffer; `None` once the replay has caught up with the store.
+    fn replay_page(&mut self) -> Option<Bytes> {
+        loop {
+            let replay = self.replay.as_mut()?;
+            let topics = &replay.topics;
+            let filter = |e: &ssehub_core::Event| topics.iter().any(|t| e.has_topic(t.as_str()));
+            let page = match self.hub.store.read(replay.after, &filter, REPLAY_PAGE) {
+                Ok(page) => page,
+                Err(e) => {
+                    // Ending the stream makes the client reconnect and retry from its id.
+                    tracing::error!(error = %e, "replay read failed; ending the stream");
+                    self.replay = None;
+                    self.subscription = None;
+                    return None;
+                }
+            };
+            replay.after = page.through;
+            self.through = page.through;
+            if page.at_head {
+                self.replay = None;
+            }
+            if !page.events.is_empty() {
+                Metrics::add(&self.hub.metrics.replayed, page.events.len() as u64);
+                let len = page.events.iter().map(|e| e.encoded.len()).sum();
+                let mut buf = Vec::with_capacity(len);
+                for e in &page.events {
+                    buf.extend_from_slice(&e.encoded);
+                }
+                return Some(Bytes::from(buf));
+            }
+        }
+    }
+
+    /// Joins the drained items into one buffer, skipping events the replay already wrote.
+    fn join(&self, items: Vec<Item>) -> Option<Bytes> {
+        let fresh = |item: &&Item| match item {
+            Item::Event(e) => e.id > self.through,
+            Item::Raw(_) => true,
+        };
+        let mut live = items.iter().filter(fresh);
+        let first = live.next()?;
+        let Some(second) = live.next() else {
+            return Some(first.bytes().clone());
+        };
+        let mut buf = Vec::with_capacity(items.iter().map(|i| i.bytes().len()).sum());
+        for item in [first, second].into_iter().chain(live) {
+            buf.extend_from_slice(item.bytes());
+        }
+        Some(Bytes::from(buf))
+    }
+
+    fn written(&self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Metrics::add(&self.hub.metrics.bytes_written, bytes.len() as u64);
+        Poll::Ready(Some(Ok(Frame::data(bytes))))
+    }
+}
+
+impl Body for EventStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(opening) = this.opening.take() {
+            return this.written(opening);
+        }
+        if let Some(page) = this.replay_page() {
+            return this.written(page);
+        }
+        let Some(subscription) = &this.subscription else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match subscription.subscriber.outbox.drain(cx.waker()) {
+                Drained::Items(items) => {
+                    if let Some(bytes) = this.join(items) {
+                        return this.written(bytes);
+                    }
+                }
+                Drained::Empty => return Poll::Pending,
+                Drained::Closed(reason) => {
+                    if reason == CloseReason::Overflow {
+                        tracing::debug!(
+                            subscriber = subscription.subscriber.id,
+                            "stream ended: overflow"
+                        );
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+}
