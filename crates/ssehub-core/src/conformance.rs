@@ -19,35 +19,52 @@ pub fn check(make: MakeStore<'_>) {
 }
 
 fn topics(names: &[&str]) -> Vec<Topic> {
-    names.iter().map(|n| Topic::new(n).expect("valid topic")).collect()
+    names
+        .iter()
+        .map(|n| Topic::new(n).expect("valid topic"))
+        .collect()
 }
 
 fn append(store: &dyn Store, topic: &str, data: &str) -> EventId {
-    store.append(NewEvent::new(topics(&[topic]), data)).expect("append").id
+    store
+        .append(NewEvent::new(topics(&[topic]), data))
+        .expect("append")
+        .id
 }
 
 fn ids_increase(make: MakeStore<'_>) {
     let store = make(Retention::events(1000));
     let mut last = store.floor();
     for i in 0..200 {
-        let e = store.append(NewEvent::new(topics(&["a"]), i.to_string())).expect("append");
+        let e = store
+            .append(NewEvent::new(topics(&["a"]), i.to_string()))
+            .expect("append");
         assert!(e.id > last, "ids_increase: {} after {}", e.id, last);
         assert_eq!(e.data, i.to_string(), "ids_increase: data kept");
         assert!(e.encoded.ends_with(b"\n\n"), "ids_increase: encoded block");
         last = e.id;
     }
     assert_eq!(store.stats().events, 200, "ids_increase: stats count");
-    assert_eq!(store.stats().newest, Some(last), "ids_increase: stats newest");
+    assert_eq!(
+        store.stats().newest,
+        Some(last),
+        "ids_increase: stats newest"
+    );
 }
 
 fn reads_page_through_everything_once(make: MakeStore<'_>) {
     let store = make(Retention::events(1000));
-    let ids: Vec<EventId> = (0..95).map(|i| append(&*store, "a", &i.to_string())).collect();
+    let ids: Vec<EventId> = (0..95)
+        .map(|i| append(&*store, "a", &i.to_string()))
+        .collect();
     let mut seen = Vec::new();
     let mut after = store.floor();
     loop {
         let page = store.read(after, &|_| true, 10).expect("read");
-        assert!(page.events.len() <= 10, "reads_page: page bounded by scan limit");
+        assert!(
+            page.events.len() <= 10,
+            "reads_page: page bounded by scan limit"
+        );
         seen.extend(page.events.iter().map(|e| e.id));
         assert!(page.through >= after, "reads_page: through moves forward");
         after = page.through;
@@ -57,11 +74,18 @@ fn reads_page_through_everything_once(make: MakeStore<'_>) {
     }
     assert_eq!(seen, ids, "reads_page: every event once, in order");
     let tail = store.read(ids[49], &|_| true, 1000).expect("read");
-    assert_eq!(tail.events.len(), 45, "reads_page: read after an id excludes it");
+    assert_eq!(
+        tail.events.len(),
+        45,
+        "reads_page: read after an id excludes it"
+    );
     assert_eq!(tail.events[0].id, ids[50]);
     assert!(tail.at_head);
     let empty = store.read(ids[94], &|_| true, 1000).expect("read");
-    assert!(empty.events.is_empty() && empty.at_head, "reads_page: nothing after the head");
+    assert!(
+        empty.events.is_empty() && empty.at_head,
+        "reads_page: nothing after the head"
+    );
 }
 
 fn reads_filter_by_topic(make: MakeStore<'_>) {
@@ -69,10 +93,17 @@ fn reads_filter_by_topic(make: MakeStore<'_>) {
     for i in 0..30 {
         append(&*store, if i % 3 == 0 { "x" } else { "y" }, &i.to_string());
     }
-    store.append(NewEvent::new(topics(&["x", "y"]), "both")).expect("append");
-    let page = store.read(store.floor(), &|e| e.has_topic("x"), 1000).expect("read");
+    store
+        .append(NewEvent::new(topics(&["x", "y"]), "both"))
+        .expect("append");
+    let page = store
+        .read(store.floor(), &|e| e.has_topic("x"), 1000)
+        .expect("read");
     let data: Vec<&str> = page.events.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(data, ["0", "3", "6", "9", "12", "15", "18", "21", "24", "27", "both"]);
+    assert_eq!(
+        data,
+        ["0", "3", "6", "9", "12", "15", "18", "21", "24", "27", "both"]
+    );
 }
 
 fn locates_positions_and_custom_ids(make: MakeStore<'_>) {
@@ -82,24 +113,51 @@ fn locates_positions_and_custom_ids(make: MakeStore<'_>) {
     custom.custom_id = Some(WireId::new("urn:uuid:42").expect("id"));
     let second = store.append(custom).expect("append");
     assert_eq!(second.wire_id(), "urn:uuid:42");
-    assert_eq!(store.locate(&first.to_string()).expect("locate"), Locate::Found(first));
-    assert_eq!(store.locate("urn:uuid:42").expect("locate"), Locate::Found(second.id));
+    assert_eq!(
+        store.locate(&first.to_string()).expect("locate"),
+        Locate::Found(first)
+    );
+    assert_eq!(
+        store.locate("urn:uuid:42").expect("locate"),
+        Locate::Found(second.id)
+    );
     assert_eq!(store.locate("nonsense").expect("locate"), Locate::Unknown);
     let future = EventId::new(second.id.ms + 10_000_000, 0);
-    assert_eq!(store.locate(&future.to_string()).expect("locate"), Locate::Unknown);
-    assert_eq!(store.locate("1-0").expect("locate"), Locate::Expired, "an id from before the store");
+    assert_eq!(
+        store.locate(&future.to_string()).expect("locate"),
+        Locate::Unknown
+    );
+    assert_eq!(
+        store.locate("1-0").expect("locate"),
+        Locate::Expired,
+        "an id from before the store"
+    );
     let after_custom = store.read(second.id, &|_| true, 10).expect("read");
-    assert!(after_custom.events.is_empty(), "locate: custom id resumes after its event");
+    assert!(
+        after_custom.events.is_empty(),
+        "locate: custom id resumes after its event"
+    );
 }
 
 fn trimming_makes_old_ids_expired(make: MakeStore<'_>) {
     let store = make(Retention::events(3));
-    let ids: Vec<EventId> = (0..10).map(|i| append(&*store, "a", &i.to_string())).collect();
+    let ids: Vec<EventId> = (0..10)
+        .map(|i| append(&*store, "a", &i.to_string()))
+        .collect();
     assert_eq!(store.stats().events, 3, "trim: count retention");
     assert_eq!(store.stats().oldest, Some(ids[7]));
-    assert!(store.floor() >= ids[6] && store.floor() < ids[7], "trim: floor at the last trimmed");
-    assert_eq!(store.locate(&ids[2].to_string()).expect("locate"), Locate::Expired);
-    assert_eq!(store.locate(&ids[6].to_string()).expect("locate"), Locate::Found(ids[6]));
+    assert!(
+        store.floor() >= ids[6] && store.floor() < ids[7],
+        "trim: floor at the last trimmed"
+    );
+    assert_eq!(
+        store.locate(&ids[2].to_string()).expect("locate"),
+        Locate::Expired
+    );
+    assert_eq!(
+        store.locate(&ids[6].to_string()).expect("locate"),
+        Locate::Found(ids[6])
+    );
     let rest = store.read(store.floor(), &|_| true, 100).expect("read");
     let data: Vec<&str> = rest.events.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(data, ["7", "8", "9"]);

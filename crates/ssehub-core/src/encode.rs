@@ -46,7 +46,7 @@ pub fn encode_event(frame: &Frame<'_>, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
-/// Appends a `retry:` line followed by the blank line that ends its block.
+/// Appends a `retry:` line (no blank line: the caller ends the block).
 pub fn encode_retry(ms: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"retry: ");
     out.extend_from_slice(ms.to_string().as_bytes());
@@ -84,17 +84,76 @@ mod tests {
     #[test]
     fn table() {
         let cases: &[(Frame<'_>, &str)] = &[
-            (Frame { data: "hi", ..Frame::default() }, "data: hi\n\n"),
-            (Frame { data: "", ..Frame::default() }, "data: \n\n"),
-            (Frame { data: " lead", ..Frame::default() }, "data:  lead\n\n"),
-            (Frame { data: "a\nb", ..Frame::default() }, "data: a\ndata: b\n\n"),
-            (Frame { data: "a\r\nb", ..Frame::default() }, "data: a\ndata: b\n\n"),
-            (Frame { data: "a\rb", ..Frame::default() }, "data: a\ndata: b\n\n"),
-            (Frame { data: "a\n", ..Frame::default() }, "data: a\ndata: \n\n"),
-            (Frame { data: "\r\r\n", ..Frame::default() }, "data: \ndata: \ndata: \n\n"),
-            (Frame { data: "x\n\nid: 9", ..Frame::default() }, "data: x\ndata: \ndata: id: 9\n\n"),
             (
-                Frame { id: Some("1-0"), event: Some("news"), retry: Some(3000), data: "d" },
+                Frame {
+                    data: "hi",
+                    ..Frame::default()
+                },
+                "data: hi\n\n",
+            ),
+            (
+                Frame {
+                    data: "",
+                    ..Frame::default()
+                },
+                "data: \n\n",
+            ),
+            (
+                Frame {
+                    data: " lead",
+                    ..Frame::default()
+                },
+                "data:  lead\n\n",
+            ),
+            (
+                Frame {
+                    data: "a\nb",
+                    ..Frame::default()
+                },
+                "data: a\ndata: b\n\n",
+            ),
+            (
+                Frame {
+                    data: "a\r\nb",
+                    ..Frame::default()
+                },
+                "data: a\ndata: b\n\n",
+            ),
+            (
+                Frame {
+                    data: "a\rb",
+                    ..Frame::default()
+                },
+                "data: a\ndata: b\n\n",
+            ),
+            (
+                Frame {
+                    data: "a\n",
+                    ..Frame::default()
+                },
+                "data: a\ndata: \n\n",
+            ),
+            (
+                Frame {
+                    data: "\r\r\n",
+                    ..Frame::default()
+                },
+                "data: \ndata: \ndata: \n\n",
+            ),
+            (
+                Frame {
+                    data: "x\n\nid: 9",
+                    ..Frame::default()
+                },
+                "data: x\ndata: \ndata: id: 9\n\n",
+            ),
+            (
+                Frame {
+                    id: Some("1-0"),
+                    event: Some("news"),
+                    retry: Some(3000),
+                    data: "d",
+                },
                 "id: 1-0\nevent: news\nretry: 3000\ndata: d\n\n",
             ),
         ];

@@ -31,7 +31,10 @@ impl EventId {
         if now_ms > self.ms {
             EventId { ms: now_ms, seq: 0 }
         } else {
-            EventId { ms: self.ms, seq: self.seq + 1 }
+            EventId {
+                ms: self.ms,
+                seq: self.seq + 1,
+            }
         }
     }
 }
@@ -66,7 +69,10 @@ impl FromStr for EventId {
             }
             t.parse().map_err(|_| ParseIdError)
         };
-        Ok(EventId { ms: digits(ms)?, seq: digits(seq)? })
+        Ok(EventId {
+            ms: digits(ms)?,
+            seq: digits(seq)?,
+        })
     }
 }
 
@@ -90,7 +96,17 @@ mod tests {
 
     #[test]
     fn rejects_non_ids() {
-        for s in ["", "1", "1-", "-1", "+1-2", "1-+2", "a-b", "1-2-3", "99999999999999999999999-0"] {
+        for s in [
+            "",
+            "1",
+            "1-",
+            "-1",
+            "+1-2",
+            "1-+2",
+            "a-b",
+            "1-2-3",
+            "99999999999999999999999-0",
+        ] {
             assert_eq!(s.parse::<EventId>(), Err(ParseIdError), "{s:?}");
         }
     }

@@ -14,7 +14,7 @@ mod store;
 mod topic;
 
 pub use encode::{encode_comment, encode_event, encode_retry, Frame};
-pub use event::{Event, EventName, NewEvent, WireId, FieldError};
+pub use event::{Event, EventName, FieldError, NewEvent, WireId};
 pub use id::{EventId, ParseIdError};
 pub use memory::MemoryStore;
 pub use parse::{ParsedEvent, Parser, ParserItem};

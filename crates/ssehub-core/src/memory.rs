@@ -28,7 +28,9 @@ struct Inner {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl MemoryStore {
@@ -48,7 +50,9 @@ impl MemoryStore {
 
     fn trim(&self, inner: &mut Inner, now: u64) {
         let r = &self.retention;
-        let age_floor = r.max_age.map(|age| now.saturating_sub(age.as_millis() as u64));
+        let age_floor = r
+            .max_age
+            .map(|age| now.saturating_sub(age.as_millis() as u64));
         while let Some(oldest) = inner.events.front() {
             let over_count = r.max_events.is_some_and(|n| inner.events.len() as u64 > n);
             let over_bytes = r.max_bytes.is_some_and(|n| inner.bytes > n);
@@ -101,7 +105,11 @@ impl Store for MemoryStore {
         let scanned = inner.events.range(start..end);
         let events = scanned.clone().filter(|e| filter(e)).cloned().collect();
         let through = scanned.last().map_or(after.max(inner.floor), |e| e.id);
-        Ok(ReadBatch { events, through, at_head: end == inner.events.len() })
+        Ok(ReadBatch {
+            events,
+            through,
+            at_head: end == inner.events.len(),
+        })
     }
 
     fn locate(&self, last_event_id: &str) -> Result<Locate, StoreError> {

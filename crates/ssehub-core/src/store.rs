@@ -24,7 +24,11 @@ pub struct Retention {
 
 impl Retention {
     pub fn events(n: u64) -> Retention {
-        Retention { max_events: Some(n), max_age: None, max_bytes: None }
+        Retention {
+            max_events: Some(n),
+            max_age: None,
+            max_bytes: None,
+        }
     }
 }
 

@@ -42,7 +42,10 @@ impl Topic {
         if name.len() > MAX_TOPIC_LEN {
             return Err(TopicError::TooLong);
         }
-        if let Some(c) = name.chars().find(|c| c.is_control() || c.is_whitespace() || *c == ',') {
+        if let Some(c) = name
+            .chars()
+            .find(|c| c.is_control() || c.is_whitespace() || *c == ',')
+        {
             return Err(TopicError::BadChar(c));
         }
         Ok(Topic(name.into()))
@@ -85,6 +88,9 @@ mod tests {
         assert_eq!(Topic::new("a,b"), Err(TopicError::BadChar(',')));
         assert_eq!(Topic::new("a\nb"), Err(TopicError::BadChar('\n')));
         assert_eq!(Topic::new("a\u{0}"), Err(TopicError::BadChar('\0')));
-        assert_eq!(Topic::new(&"x".repeat(MAX_TOPIC_LEN + 1)), Err(TopicError::TooLong));
+        assert_eq!(
+            Topic::new(&"x".repeat(MAX_TOPIC_LEN + 1)),
+            Err(TopicError::TooLong)
+        );
     }
 }
