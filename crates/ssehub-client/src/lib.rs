@@ -35,15 +35,16 @@ use serde::Deserialize;
 pub use error::Error;
 pub use publish::{Publish, Published};
 pub use subscribe::{
-    SubEvent, Subscriber, Subscription, PRESENCE_EVENT, RESET_EVENT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_BACKOFF, DEFAULT_RETRY,
+    SubEvent, Subscriber, Subscription, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_RETRY,
+    PRESENCE_EVENT, RESET_EVENT,
 };
 
 /// How long a publish may take, end to end, unless [`Client::with_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Largest error body read from the hub; its JSON errors are a few hundred bytes.
-const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest answer body read from the hub (errors, publish answers): they are a few hundred
+/// bytes, and a misdirected URL must not make the client buffer a download.
+const MAX_ANSWER_BODY: usize = 64 * 1024;
 
 /// A handle on one hub. Cheap to clone; clones share one connection pool.
 #[derive(Clone, Debug)]
@@ -60,8 +61,8 @@ impl Client {
     /// `http://host/hub` publishes to `http://host/hub/publish`). Only `http` URLs: this
     /// build carries no TLS stack.
     pub fn new(hub_url: &str) -> Result<Client, Error> {
-        let mut base = Url::parse(hub_url)
-            .map_err(|e| Error::builder(format!("hub URL {hub_url:?}: {e}")))?;
+        let mut base =
+            Url::parse(hub_url).map_err(|e| Error::builder(format!("hub URL {hub_url:?}: {e}")))?;
         match base.scheme() {
             "http" => {}
             "https" => {
@@ -127,17 +128,23 @@ async fn read_hub_error(mut response: reqwest::Response) -> Error {
         field: Option<String>,
     }
     let status = response.status().as_u16();
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_ERROR_BODY {
-            break;
-        }
-    }
+    let body = read_body(&mut response).await.unwrap_or_default();
     match serde_json::from_slice::<HubError>(&body) {
         Ok(e) => Error::refused(status, e.error, e.field),
         Err(_) => Error::refused(status, None, None),
     }
+}
+
+/// Reads a short answer body, up to [`MAX_ANSWER_BODY`] bytes; a longer one is cut there.
+async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Error::transport)? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ANSWER_BODY {
+            break;
+        }
+    }
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -148,7 +155,10 @@ mod tests {
     fn endpoints_join_under_the_base() {
         let c = Client::new("http://127.0.0.1:8080").unwrap();
         assert_eq!(c.hub_url(), "http://127.0.0.1:8080/");
-        assert_eq!(c.endpoint("publish").as_str(), "http://127.0.0.1:8080/publish");
+        assert_eq!(
+            c.endpoint("publish").as_str(),
+            "http://127.0.0.1:8080/publish"
+        );
         let c = Client::new("http://h:1/prefix").unwrap();
         assert_eq!(c.endpoint("events").as_str(), "http://h:1/prefix/events");
         let c = Client::new("http://h:1/prefix/").unwrap();
