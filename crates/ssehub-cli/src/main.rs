@@ -1,6 +1,10 @@
 //! The `ssehub` binary: glue. Reads flags, environment and file into a config, picks the
 //! store, installs logging, and runs a subcommand.
 
+// The binary is the one place that writes to standard output (the workspace denies it
+// elsewhere): the listening line, print-config, and the publish/subscribe commands.
+#![allow(clippy::print_stdout)]
+
 mod config;
 
 use std::sync::Arc;
@@ -30,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub (the default)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the configuration file with every key, its default and what it does
     PrintConfig,
 }
@@ -48,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         Some(Command::PrintConfig) => {
             print!("{}", config::DEFAULT_TOML);
             Ok(())
@@ -100,11 +104,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.hub.listen))?;
     let addr = listener.local_addr()?;
-    #[allow(clippy::print_stdout)]
-    {
-        // Scripts and tests read the port from this line.
-        println!("listening on http://{addr}");
-    }
+    // Scripts and tests read the port from this line.
+    println!("listening on http://{addr}");
     tracing::info!(%addr, store = ?settings.store, "ssehub started");
     let hub = Hub::new(settings.hub, store);
     ssehub::serve(listener, hub, shutdown_signal()).await?;

@@ -1,0 +1,12 @@
+//! Integration tests: a real hub on an ephemeral port, spoken to over real sockets.
+
+mod bad_input;
+mod close;
+mod cors;
+mod page;
+mod presence;
+mod publish;
+mod resume;
+mod shutdown;
+mod subscribe;
+mod support;

@@ -1,0 +1,88 @@
+//! Graceful shutdown: open streams end cleanly and do not hold the hub up.
+
+use std::time::Duration;
+
+use ssehub::Config;
+
+use crate::support::TestHub;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams_and_returns() {
+    let hub = TestHub::with_config(Config {
+        shutdown_grace: Duration::from_secs(30),
+        ..Config::default()
+    })
+    .await;
+    let mut sse = hub.subscribe("/events/s", &[]).await;
+    let mut other = hub.subscribe("/events?topic=s,t", &[]).await;
+    hub.wait_subscribers("s", 2).await;
+    hub.publish("s", "last words").await;
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), hub.stop())
+        .await
+        .expect("shutdown hung");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "streams must not wait for the grace period"
+    );
+    for s in [&mut sse, &mut other] {
+        let events = s.rest().await;
+        assert_eq!(
+            events.len(),
+            1,
+            "queued events are written before the stream ends"
+        );
+        assert!(s.ended);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_is_ended_and_others_keep_receiving() {
+    let hub = TestHub::with_config(Config {
+        subscriber_buffer: 64 * 1024,
+        ..Config::default()
+    })
+    .await;
+    // A raw socket that subscribes and then never reads.
+    use tokio::io::AsyncWriteExt;
+    let mut stalled = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /events/flood HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut healthy = hub.subscribe("/events/flood", &[]).await;
+    hub.wait_subscribers("flood", 2).await;
+    let payload = "x".repeat(8 * 1024);
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < 2000 {
+            healthy.event().await;
+            n += 1;
+        }
+        n
+    });
+    for _ in 0..2000 {
+        hub.publish("flood", &payload).await;
+    }
+    assert_eq!(
+        reader.await.unwrap(),
+        2000,
+        "the healthy subscriber got everything"
+    );
+    hub.wait_subscribers("flood", 1).await;
+    let metrics = hub
+        .http
+        .get(hub.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("\nssehub_slow_consumer_drops_total 1\n"),
+        "{metrics}"
+    );
+    drop(stalled);
+}
