@@ -6,6 +6,8 @@
 #![allow(clippy::print_stdout)]
 
 mod config;
+mod publish;
+mod subscribe;
 
 use std::sync::Arc;
 
@@ -35,6 +37,10 @@ struct Cli {
 enum Command {
     /// Run the hub (the default)
     Serve(Box<ServeArgs>),
+    /// Publish one event (like mosquitto_pub)
+    Publish(publish::PublishArgs),
+    /// Subscribe to topics and print events as they arrive (like mosquitto_sub)
+    Subscribe(subscribe::SubscribeArgs),
     /// Print the configuration file with every key, its default and what it does
     PrintConfig,
 }
@@ -53,11 +59,20 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Publish(args)) => client_runtime()?.block_on(publish::run(args)),
+        Some(Command::Subscribe(args)) => client_runtime()?.block_on(subscribe::run(args)),
         Some(Command::PrintConfig) => {
             print!("{}", config::DEFAULT_TOML);
             Ok(())
         }
     }
+}
+
+/// The client commands need no more than one thread.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn install_logging() {

@@ -1,0 +1,300 @@
+//! The `ssehub` binary as users run it: configuration layers, refusals naming the key,
+//! signals, and the publish/subscribe commands against a real hub process.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+
+/// A hub process on an ephemeral port, killed on drop.
+struct HubProcess {
+    child: Child,
+    addr: String,
+}
+
+impl HubProcess {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> HubProcess {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
+            .args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hub");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .expect("read first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        HubProcess { child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Opens a raw HTTP/1.0 SSE request (the body is then plain, not chunked).
+    fn open(&self, path: &str) -> BufReader<TcpStream> {
+        let mut socket = TcpStream::connect(&self.addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(socket, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut reader = BufReader::new(socket);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.0 200"), "{line}");
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        reader
+    }
+
+    fn retry_sent(&self) -> u64 {
+        let mut reader = self.open("/events/cfg");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if let Some(ms) = line.trim().strip_prefix("retry: ") {
+                return ms.parse().unwrap();
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(BIN);
+    command.args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        !output.status.success(),
+        "{args:?} {env:?} should be refused"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn print_config_shows_every_key_with_its_default() {
+    let output = Command::new(BIN).arg("print-config").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        "listen = \"127.0.0.1:8080\"",
+        "heartbeat = 15",
+        "retry = 3000",
+        "max_payload = 1048576",
+        "memory = false",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?}");
+    }
+    assert!(
+        text.lines().filter(|l| l.starts_with('#')).count() > 20,
+        "the defaults are commented"
+    );
+}
+
+#[test]
+fn bad_values_are_refused_naming_the_key() {
+    assert!(refused(&["serve", "--heartbeat", "0"], &[]).contains("heartbeat"));
+    assert!(refused(&["serve", "--heartbeat", "soon"], &[]).contains("--heartbeat"));
+    assert!(refused(&["serve"], &[("SSEHUB_LISTEN", "nowhere")]).contains("listen"));
+    assert!(refused(&["serve", "--cors-origins", "example.com"], &[]).contains("cors_origins"));
+    let dir = std::env::temp_dir().join(format!("ssehub-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "max_payload = \"big\"\n").unwrap();
+    let err = refused(&["serve", "--config", file.to_str().unwrap()], &[]);
+    assert!(
+        err.contains("max_payload") && err.contains("bad.toml"),
+        "{err}"
+    );
+    std::fs::write(&file, "heartbeet = 3\n").unwrap();
+    assert!(refused(&["serve", "--config", file.to_str().unwrap()], &[]).contains("heartbeet"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let dir = std::env::temp_dir().join(format!("ssehub-cli-layers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ssehub.toml");
+    std::fs::write(&file, "retry = 1000\n").unwrap();
+    let config = file.to_str().unwrap();
+    let in_range = |ms: u64, base: u64| (base..=base + base / 10).contains(&ms);
+    let from_file = HubProcess::start(&["--config", config], &[]);
+    assert!(in_range(from_file.retry_sent(), 1000));
+    let from_env = HubProcess::start(&["--config", config], &[("SSEHUB_RETRY", "2000")]);
+    assert!(in_range(from_env.retry_sent(), 2000));
+    let from_flag = HubProcess::start(
+        &["--config", config, "--retry", "3000"],
+        &[("SSEHUB_RETRY", "2000")],
+    );
+    assert!(in_range(from_flag.retry_sent(), 3000));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigterm_ends_open_streams_and_exits_zero() {
+    let mut hub = HubProcess::start(&[], &[]);
+    let mut stream = hub.open("/events/bye");
+    let mut opening = String::new();
+    stream.read_line(&mut opening).unwrap();
+    hub.signal("-TERM");
+    let started = Instant::now();
+    let mut rest = String::new();
+    stream
+        .read_to_string(&mut rest)
+        .expect("the stream ends cleanly");
+    let status = loop {
+        if let Some(status) = hub.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hub did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+fn wait_subscribers(hub: &HubProcess, topic: &str, n: usize) {
+    let started = Instant::now();
+    loop {
+        let mut socket = TcpStream::connect(&hub.addr).unwrap();
+        write!(socket, "GET /topics/{topic} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        socket.read_to_string(&mut answer).unwrap();
+        if answer.contains(&format!("\"subscribers\":{n}")) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no {n} subscribers: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn publish_and_subscribe_commands_talk_to_a_real_hub() {
+    let hub = HubProcess::start(&[], &[]);
+    let subscriber = Command::new(BIN)
+        .args([
+            "subscribe",
+            "--hub",
+            &hub.url(),
+            "--json",
+            "--count",
+            "3",
+            "news",
+            "weather",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_subscribers(&hub, "news", 1);
+    let publish = |args: &[&str], stdin: Option<&str>| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["publish", "--hub", &hub.url()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stdin(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "publish {args:?}");
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        answer
+    };
+    let first = publish(&["news", "hello world", "--event", "headline"], None);
+    assert_eq!(first["delivered"], 1);
+    publish(&["weather", "-"], Some("line 1\nline 2\n"));
+    publish(&["news", "--id", "custom-7"], Some("from stdin"));
+    let output = subscriber.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "--count 3 exits after three events");
+    assert_eq!(lines[0]["event"], "headline");
+    assert_eq!(lines[0]["data"], "hello world");
+    assert_eq!(lines[0]["id"], first["id"]);
+    assert_eq!(lines[1]["data"], "line 1\nline 2");
+    assert_eq!(lines[2]["id"], "custom-7");
+    assert_eq!(lines[2]["data"], "from stdin");
+
+    // Readable output, and a resume with --last-event-id.
+    let replay = Command::new(BIN)
+        .args([
+            "subscribe",
+            "--hub",
+            &hub.url(),
+            "--count",
+            "1",
+            "--last-event-id",
+            first["id"].as_str().unwrap(),
+            "news",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(replay.stdout).unwrap();
+    assert!(
+        text.contains("custom-7") && text.contains("from stdin"),
+        "{text}"
+    );
+
+    // A refused publish exits non-zero with the hub's message.
+    let bad = Command::new(BIN)
+        .args([
+            "publish",
+            "--hub",
+            &hub.url(),
+            "news",
+            "x",
+            "--event",
+            "a b\nc",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line break"));
+}
