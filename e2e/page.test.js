@@ -56,6 +56,10 @@ test('the page loads and shows demo events', async (t) => {
   }
   const ids = await demo.evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
   assert.equal(new Set(ids).size, ids.length, 'no event shown twice');
+  // Newest on top: the counter's values count down the list, one by one.
+  const counts = (await page.locator('tr[data-event=counter] td.data').allTextContents()).map(Number);
+  assert.ok(counts.length >= 3, `counter rows: ${counts}`);
+  counts.forEach((n, i) => i > 0 && assert.equal(n, counts[i - 1] - 1, `counter rows in order: ${counts}`));
 
   // Live subscriber counts: this page is a subscriber of both demo topics.
   await waitFor(async () => {
