@@ -27,7 +27,11 @@ pub fn now_us() -> u64 {
 }
 
 #[derive(Parser)]
-#[command(name = "ssehub-bench", version, about = "Load generator for SSE hubs over loopback")]
+#[command(
+    name = "ssehub-bench",
+    version,
+    about = "Load generator for SSE hubs over loopback"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
