@@ -29,7 +29,8 @@ start_peer() {
   PEER_STOP=""
   case "$peer" in
     ssehub)
-      setsid "$SSEHUB" serve --listen "127.0.0.1:$port" --memory >"$dir/out.log" 2>&1 &
+      # shellcheck disable=SC2086 # SSEHUB_ARGS is a word list on purpose
+      setsid "$SSEHUB" serve --listen "127.0.0.1:$port" --memory ${SSEHUB_ARGS:-} >"$dir/out.log" 2>&1 &
       PEER_PID=$! ;;
     bare)
       setsid "$GEN" bare-server --listen "127.0.0.1:$port" >"$dir/out.log" 2>&1 &

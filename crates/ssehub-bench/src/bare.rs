@@ -85,16 +85,17 @@ async fn subscriber(mut s: TcpStream, sub: Rc<Sub>, per_event: bool) {
 
 async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool) {
     let _ = s.set_nodelay(true);
+    // Heap buffer only: a stack array here would live in every subscriber task's future.
     let mut buf = Vec::new();
-    let mut tmp = [0u8; 8192];
     loop {
         let h = loop {
             if let Some(h) = head_end(&buf) {
                 break h;
             }
-            match s.read(&mut tmp).await {
+            buf.reserve(4096);
+            match s.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                Ok(_) => {}
             }
         };
         let head = String::from_utf8_lossy(&buf[..h]).into_owned();
@@ -110,26 +111,29 @@ async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool) {
             })
             .unwrap_or(0);
         while buf.len() < h + len {
-            match s.read(&mut tmp).await {
+            buf.reserve(4096);
+            match s.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                Ok(_) => {}
             }
         }
         let body = String::from_utf8_lossy(&buf[h..h + len]).into_owned();
         buf.drain(..h + len);
         if method == "GET" {
             if let Some(topic) = target.strip_prefix("/events/") {
+                let topic = topic.to_string();
+                drop((buf, head, body));
                 let sub = Rc::new(Sub {
                     queue: RefCell::new(Vec::new()),
                     wake: Notify::new(),
                 });
                 hub.topics
                     .borrow_mut()
-                    .entry(topic.to_string())
+                    .entry(topic.clone())
                     .or_default()
                     .push(sub.clone());
                 subscriber(s, sub.clone(), per_event).await;
-                if let Some(v) = hub.topics.borrow_mut().get_mut(topic) {
+                if let Some(v) = hub.topics.borrow_mut().get_mut(&topic) {
                     v.retain(|x| !Rc::ptr_eq(x, &sub));
                 }
                 return;

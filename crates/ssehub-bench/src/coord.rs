@@ -493,6 +493,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         .map(|r| r["cpu_s"].as_f64().unwrap_or(0.0))
         .sum();
     let hub_pub0 = c.hub(false);
+    let box0 = procfs::box_busy_s();
     log(&format!(
         "{}: publishing {m} events to {k} topic(s) at {} /s over {} connection(s)",
         mode.name(),
@@ -520,6 +521,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         (merged, hist) = merge_results(&results);
     }
     let gen_end = procfs::self_sample();
+    let box_busy = procfs::box_busy_s() - box0;
     let first = pubr.st.first_send_us;
     let last_recv = merged["last_recv_us"].as_u64().unwrap_or(0);
     let received = merged["received"].as_u64().unwrap_or(0);
@@ -582,6 +584,8 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         "cpu_s_per_million_deliveries": per_m(Some(gen_cpu), received),
         "window_s": wall,
     });
+    // Everything busy on the machine in the same window (hub + generator + anything else).
+    out["box_busy_cores"] = json!(if wall > 0.0 { box_busy / wall } else { 0.0 });
     Ok(out)
 }
 

@@ -58,6 +58,7 @@ enum Cmd {
 
 /// Options shared by every load mode (defaults suit ssehub's native API).
 #[derive(Args, Clone, Debug)]
+#[command(args_override_self = true)]
 pub struct Opts {
     /// Name of the hub under test, for the report.
     #[arg(long, default_value = "ssehub")]

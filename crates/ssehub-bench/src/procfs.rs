@@ -129,6 +129,25 @@ pub fn self_sample() -> Sample {
     }
 }
 
+/// Busy CPU seconds of the whole machine so far (all cores; /proc/stat minus idle and iowait).
+pub fn box_busy_s() -> f64 {
+    let s = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = s.lines().next() else {
+        return 0.0;
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        return 0.0;
+    }
+    // user nice system idle iowait irq softirq steal ...; guest time is already in user.
+    let total: f64 = v.iter().take(8).sum();
+    (total - v[3] - v[4]) / TICKS
+}
+
 /// The soft and hard open-files limits of this process.
 pub fn nofile_limits() -> (String, String) {
     let s = fs::read_to_string("/proc/self/limits").unwrap_or_default();
@@ -154,5 +173,6 @@ mod tests {
         assert!(s.rss_kib > 0);
         assert!(tree(&[std::process::id()]).contains(&std::process::id()));
         assert!(sample(&[u32::MAX - 1], true).procs == 0);
+        assert!(box_busy_s() > 0.0);
     }
 }

@@ -87,9 +87,10 @@ pub fn summary(v: &Value) -> String {
             );
             let g = &v["generator"];
             s += &format!(
-                "generator: {} CPU-s ({} cores)\n",
+                "generator: {} CPU-s ({} cores); whole machine busy {} cores\n",
                 f(&g["cpu_s"], 2),
-                f(&g["cores"], 2)
+                f(&g["cores"], 2),
+                f(&v["box_busy_cores"], 2)
             );
         }
         "replay" => {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Run the same scenarios against ssehub and each peer, one after the other, each on a freshly
+# started process, and write JSON per run plus a markdown table (bench/report.py).
+#
+#   bench/run-all.sh [--peers "ssehub nchan ..."] [--scenarios "fanout1k idle10k ..."]
+#                    [--repeat N] [--out DIR] [--quick]
+#
+# Peers: ssehub bare node-express better-sse nchan pushpin (bare = the bare write loop,
+# the machine's ceiling for the same bytes). Scenarios: see scenario() below, or --list.
+# Everything runs on 127.0.0.0/8; each run uses its own block of source addresses.
+set -euo pipefail
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+source "$REPO/bench/lib.sh"
+
+PEERS="ssehub bare node-express better-sse nchan pushpin"
+SCENARIOS="idle10k idle19k fanout1k fanout10k latency10k topics5k publish0 publish1k replay100k storm10k"
+QUICK_SCENARIOS="idle1k fanout200 topics500 publish0q replay5k storm500"
+REPEAT=1
+OUT=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --peers) PEERS="$2"; shift 2 ;;
+    --scenarios) SCENARIOS="$2"; shift 2 ;;
+    --repeat) REPEAT="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --quick) SCENARIOS="$QUICK_SCENARIOS"; shift ;;
+    --list) grep -E '^    [a-z0-9]+\)' "$0" | sed 's/).*//; s/^ *//' | tr '\n' ' '; echo; exit 0 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+OUT="${OUT:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}"
+mkdir -p "$OUT"
+
+# scenario NAME: sets SC_MODE and SC_ARGS.
+scenario() {
+  case "$1" in
+    # issue 3's sizes
+    idle10k) SC_MODE=idle; SC_ARGS=(-n 10000 --hold 20) ;;
+    idle19k) SC_MODE=idle; SC_ARGS=(-n 19000 --hold 20) ;;
+    fanout1k) SC_MODE=fanout; SC_ARGS=(-n 1000 -m 200 -r 100 --pub-conns 4) ;;
+    fanout10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -m 100 -r 100 --pub-conns 4 --drain-timeout 120) ;;
+    latency10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -m 100 -r 10 --pub-conns 1 --drain-timeout 60) ;;
+    topics5k) SC_MODE=fanout; SC_ARGS=(-n 5000 -k 5000 -m 5000 -r 1000 --pub-conns 4) ;;
+    publish0) SC_MODE=publish; SC_ARGS=(-m 20000 --pub-conns 4) ;;
+    publish1k) SC_MODE=publish; SC_ARGS=(-n 1000 -m 1000 --pub-conns 4 --drain-timeout 120) ;;
+    replay100k) SC_MODE=replay; SC_ARGS=(-m 100000 --replayers 1 --pub-conns 4 --drain-timeout 120) ;;
+    storm10k) SC_MODE=storm; SC_ARGS=(-n 10000 --pre-events 5 --gap-events 5 --drain-timeout 60) ;;
+    # small versions for a quick check
+    idle1k) SC_MODE=idle; SC_ARGS=(-n 1000 --hold 3) ;;
+    fanout200) SC_MODE=fanout; SC_ARGS=(-n 200 -m 50 -r 100 --pub-conns 4) ;;
+    topics500) SC_MODE=fanout; SC_ARGS=(-n 500 -k 500 -m 500 -r 500 --pub-conns 4) ;;
+    publish0q) SC_MODE=publish; SC_ARGS=(-m 2000 --pub-conns 4) ;;
+    replay5k) SC_MODE=replay; SC_ARGS=(-m 5000 --replayers 1 --pub-conns 4) ;;
+    storm500) SC_MODE=storm; SC_ARGS=(-n 500) ;;
+    *) log "unknown scenario $1"; return 1 ;;
+  esac
+}
+
+peer_port() {
+  case "$1" in
+    ssehub) echo 18080 ;; bare) echo 18090 ;; bare-per-event) echo 18095 ;;
+    node-express) echo 18100 ;; better-sse) echo 18110 ;; nchan) echo 18120 ;; pushpin) echo 18130 ;;
+    *) echo 18200 ;;
+  esac
+}
+
+# A fresh block of source addresses per run (127.K.0.2, 127.K.0.3, ...), so TIME_WAIT sockets
+# of one run never collide with the next.
+next_src() {
+  local f="$RUN_DIR/src-counter" k
+  k=$(( ($(cat "$f" 2>/dev/null || echo 20) % 230) + 1 ))
+  echo "$k" >"$f"
+  echo "127.$((k + 20)).0.2"
+}
+
+{
+  echo "# run $(date -u +%FT%TZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
+  echo "# peers: $PEERS"
+  echo "# scenarios: $SCENARIOS, repeat $REPEAT"
+  echo "# ssehub $(cd "$REPO" && git rev-parse --short HEAD)"
+} >"$OUT/run.txt"
+
+[[ -x $GEN ]] || { log "build the generator first: cargo build --release -p ssehub-bench"; exit 1; }
+for peer in $PEERS; do
+  if [[ $peer == ssehub && ! -x $SSEHUB ]]; then
+    log "build the hub first: cargo build --release -p ssehub-cli"; exit 1
+  fi
+done
+
+for sc in $SCENARIOS; do
+  scenario "$sc"
+  for rep in $(seq 1 "$REPEAT"); do
+    for peer in $PEERS; do
+      if ! peer_supports "$peer" "$sc"; then continue; fi
+      port=$(peer_port "$peer")
+      # ssehub keeps 10,000 events in memory mode by default; replay needs the whole preload
+      # (nchan gets nchan_message_buffer_length 200000 likewise).
+      case "$sc" in replay*) export SSEHUB_ARGS="--history 200000" ;; *) export SSEHUB_ARGS="" ;; esac
+      if ! start_peer "$peer" "$port"; then
+        echo "$peer $sc $rep: did not start" >>"$OUT/run.txt"; continue
+      fi
+      peer_args "$peer" "$port"
+      src=$(next_src)
+      json="$OUT/$peer.$sc.$rep.json"
+      cmd=("$GEN" "$SC_MODE" "${SC_ARGS[@]}" "${PEER_ARGS[@]}" --src-base "$src" --json "$json")
+      echo "$peer $sc $rep: ${cmd[*]}" >>"$OUT/run.txt"
+      log "$peer / $sc / run $rep"
+      if ! timeout 900 "${cmd[@]}" >/dev/null 2>"$OUT/$peer.$sc.$rep.log"; then
+        log "$peer / $sc failed; see $OUT/$peer.$sc.$rep.log"
+        echo "$peer $sc $rep: generator failed" >>"$OUT/run.txt"
+      fi
+      tail -n 8 "$OUT/$peer.$sc.$rep.log" >&2 || true
+      stop_peer
+    done
+  done
+done
+
+python3 "$BENCH_DIR/report.py" "$OUT" >"$OUT/results.md"
+log "results: $OUT/results.md"
