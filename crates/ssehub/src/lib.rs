@@ -9,13 +9,13 @@ mod http;
 mod hub;
 mod metrics;
 mod outbox;
+mod server;
 mod stream;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 pub use config::{Config, CorsOrigins};
 pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
@@ -43,25 +43,7 @@ pub async fn serve(
             h.heartbeat();
         }
     });
-    let stopping = Arc::new(Notify::new());
-    let signal = {
-        let (hub, stopping) = (hub.clone(), stopping.clone());
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down: ending streams");
-            hub.shutdown();
-            stopping.notify_one();
-        }
-    };
-    let server = axum::serve(listener, router(hub.clone())).with_graceful_shutdown(signal);
-    let grace = hub.config.shutdown_grace;
-    let result = tokio::select! {
-        result = server => result,
-        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!("shutdown grace period over; closing remaining connections");
-            Ok(())
-        }
-    };
+    let result = server::run(listener, hub.clone(), router(hub.clone()), shutdown).await;
     background.shutdown().await;
     result
 }

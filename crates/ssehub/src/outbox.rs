@@ -136,6 +136,20 @@ impl Outbox {
         Self::wake(&mut inner);
     }
 
+    /// True once the outbox has overflowed; otherwise registers `waker`, which the
+    /// overflow will wake.
+    pub fn overflowed(&self, waker: &Waker) -> bool {
+        let mut inner = self.lock();
+        if inner.closed == Some(CloseReason::Overflow) {
+            return true;
+        }
+        match &inner.waker {
+            Some(w) if w.will_wake(waker) => {}
+            _ => inner.waker = Some(waker.clone()),
+        }
+        false
+    }
+
     /// Takes everything queued, or registers `waker` to be woken by the next push.
     pub fn drain(&self, waker: &Waker) -> Drained {
         let mut inner = self.lock();

@@ -102,6 +102,14 @@ impl EventStream {
         Some(Bytes::from(buf))
     }
 
+    /// True when the subscriber's outbox overflowed (its stream must end); otherwise
+    /// registers `waker` to learn of an overflow while a write is blocked.
+    pub fn overflowed(&self, waker: &std::task::Waker) -> bool {
+        self.subscription
+            .as_ref()
+            .is_some_and(|s| s.subscriber.outbox.overflowed(waker))
+    }
+
     fn written(&self, bytes: Bytes) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         Metrics::add(&self.hub.metrics.bytes_written, bytes.len() as u64);
         Poll::Ready(Some(Ok(Frame::data(bytes))))

@@ -54,6 +54,17 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body of the answer.
+    pub fn body(&self) -> String {
+        serde_json::to_string(&Body {
+            error: &self.message,
+            field: self.field,
+        })
+        .expect("error body serializes")
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {

@@ -18,7 +18,7 @@ use tower_http::services::ServeDir;
 
 pub use error::ApiError;
 pub use publish::CLOSE_EVENT;
-pub use subscribe::RESET_EVENT;
+pub use subscribe::{prepare as prepare_stream, Opened, RESET_EVENT, STREAM_HEADERS};
 
 use crate::config::CorsOrigins;
 use crate::hub::Hub;
@@ -48,6 +48,30 @@ pub fn router(hub: Arc<Hub>) -> Router {
         None => router,
     };
     router.with_state(hub)
+}
+
+/// The CORS headers for a stream answered outside axum (see `server.rs`); the same grants
+/// the `CorsLayer` below gives.
+pub fn stream_cors_headers(
+    origins: &CorsOrigins,
+    origin: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    match (origins, origin) {
+        (CorsOrigins::None, _) => {}
+        (CorsOrigins::Any, _) => headers.push(("access-control-allow-origin", "*".to_owned())),
+        (CorsOrigins::List(list), origin) => {
+            headers.push((
+                "vary",
+                "origin, access-control-request-method, access-control-request-headers".to_owned(),
+            ));
+            if let Some(origin) = origin.filter(|o| list.iter().any(|l| l == o)) {
+                headers.push(("access-control-allow-origin", origin.to_owned()));
+                headers.push(("access-control-allow-credentials", "true".to_owned()));
+            }
+        }
+    }
+    headers
 }
 
 fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {

@@ -24,13 +24,26 @@ struct Request {
     presence: bool,
 }
 
+/// What a subscribe request opens.
+pub enum Opened {
+    Stream(EventStream),
+    /// Every topic is closed and the client is owed nothing: 204, so `EventSource` stops.
+    NoContent,
+}
+
+/// The response headers of a stream, besides CORS.
+pub const STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
+
 pub async fn events(
     State(hub): State<Arc<Hub>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let request = decode(&hub, None, query.as_deref(), &headers)?;
-    open(hub, request)
+    prepare(&hub, None, query.as_deref(), &headers).map(into_response)
 }
 
 pub async fn events_topic(
@@ -39,8 +52,34 @@ pub async fn events_topic(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let request = decode(&hub, Some(&topic), query.as_deref(), &headers)?;
-    open(hub, request)
+    prepare(&hub, Some(&topic), query.as_deref(), &headers).map(into_response)
+}
+
+fn into_response(opened: Opened) -> Response {
+    match opened {
+        Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
+        Opened::Stream(stream) => {
+            let mut response = Body::new(stream).into_response();
+            for (name, value) in STREAM_HEADERS {
+                response
+                    .headers_mut()
+                    .insert(name, header::HeaderValue::from_static(value));
+            }
+            response
+        }
+    }
+}
+
+/// Decodes a subscribe request and opens its stream. Shared by the axum route and the
+/// direct stream path in `server.rs`, so both answer alike.
+pub fn prepare(
+    hub: &Arc<Hub>,
+    path_topic: Option<&str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Opened, ApiError> {
+    let request = decode(hub, path_topic, query, headers)?;
+    open(hub.clone(), request)
 }
 
 fn decode(
@@ -101,7 +140,7 @@ fn decode(
     })
 }
 
-fn open(hub: Arc<Hub>, request: Request) -> Result<Response, ApiError> {
+fn open(hub: Arc<Hub>, request: Request) -> Result<Opened, ApiError> {
     let mut opening = b": ok\n".to_vec();
     let retry = hub.config.retry.as_millis() as u64;
     let jitter = fastrand::u64(0..=retry / 10);
@@ -125,7 +164,7 @@ fn open(hub: Arc<Hub>, request: Request) -> Result<Response, ApiError> {
                 .map(|after| has_events_after(&hub, after, &request.topics))
                 .transpose()?;
             if owed != Some(true) {
-                return Ok(StatusCode::NO_CONTENT.into_response());
+                return Ok(Opened::NoContent);
             }
             None
         }
@@ -136,22 +175,13 @@ fn open(hub: Arc<Hub>, request: Request) -> Result<Response, ApiError> {
             return Err(ApiError::unavailable("the hub is shutting down", 1));
         }
     };
-    let stream = EventStream::new(
+    Ok(Opened::Stream(EventStream::new(
         hub.clone(),
         subscription,
         opening.into(),
         request.topics,
         replay_after,
-    );
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::HeaderName::from_static("x-accel-buffering"), "no"),
-        ],
-        Body::new(stream),
-    )
-        .into_response())
+    )))
 }
 
 /// Writes the reset control event into `opening` and returns where the replay starts: the

@@ -46,7 +46,10 @@ async fn a_slow_subscriber_is_ended_and_others_keep_receiving() {
     .await;
     // A raw socket that subscribes and then never reads.
     use tokio::io::AsyncWriteExt;
-    let mut stalled = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    // A small receive window, so the kernel cannot absorb the flood for it.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(hub.addr).await.unwrap();
     stalled
         .write_all(b"GET /events/flood HTTP/1.1\r\nHost: x\r\n\r\n")
         .await

@@ -113,3 +113,124 @@ async fn too_many_connections_get_503_with_retry_after() {
     assert_eq!(body["error"], "too many connections");
     let _ = WAIT;
 }
+
+/// Sends `prelude` (complete requests whose answers are read first, keeping the connection)
+/// then `request`, and returns what the hub answered to `request` within a short wait.
+async fn raw_exchange(addr: std::net::SocketAddr, prelude: Option<&str>, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    if let Some(first) = prelude {
+        socket.write_all(first.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        // The prelude's answer is small and has a content-length: read until its body is in.
+        loop {
+            let mut buf = [0u8; 4096];
+            let n = socket.read(&mut buf).await.unwrap();
+            seen.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&seen);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(|v| v.parse().unwrap())
+                    })
+                    .unwrap();
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+    }
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = socket.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    String::from_utf8(seen).unwrap()
+}
+
+fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(": ")?;
+        n.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// A subscribe request that opens a connection takes the direct path; one that follows
+/// another request on a kept-alive connection goes through the router. Both answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_and_routed_paths_answer_alike() {
+    let origin = "http://app.test";
+    let config = Config {
+        cors_origins: ssehub::CorsOrigins::List(vec![origin.into()]),
+        ..Config::default()
+    };
+    let hub = TestHub::with_config(config).await;
+    let keep_alive = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (request, status) in [
+        (
+            format!("GET /events/a%20b HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\r\n"),
+            "400",
+        ),
+        (
+            format!("GET /events?topic=p,q HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\r\n"),
+            "200",
+        ),
+        (
+            format!("GET /events/%E2%9C%94 HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\r\n"),
+            "200",
+        ),
+    ] {
+        let direct = raw_exchange(hub.addr, None, &request).await;
+        let routed = raw_exchange(hub.addr, Some(keep_alive), &request).await;
+        for answer in [&direct, &routed] {
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status}")),
+                "{answer}"
+            );
+            assert_eq!(
+                header(answer, "access-control-allow-origin"),
+                Some(origin),
+                "{answer}"
+            );
+            assert_eq!(
+                header(answer, "access-control-allow-credentials"),
+                Some("true"),
+                "{answer}"
+            );
+        }
+        if status == "200" {
+            for answer in [&direct, &routed] {
+                assert_eq!(header(answer, "content-type"), Some("text/event-stream"));
+                assert_eq!(header(answer, "cache-control"), Some("no-cache"));
+                assert_eq!(header(answer, "x-accel-buffering"), Some("no"));
+                assert!(answer.contains(": ok\nretry: "), "{answer}");
+            }
+        } else {
+            let body = |a: &str| a.split("\r\n\r\n").nth(1).unwrap().to_owned();
+            assert!(
+                body(&routed).ends_with(&body(&direct)) || body(&routed).contains(&body(&direct)),
+                "{direct}\n---\n{routed}"
+            );
+            assert_eq!(header(&direct, "content-type"), Some("application/json"));
+        }
+    }
+    // A topic with a slash in the path is not a topic route at all.
+    let nested = raw_exchange(
+        hub.addr,
+        None,
+        "GET /events/a/b HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    assert!(nested.starts_with("HTTP/1.1 404"), "{nested}");
+}

@@ -1,0 +1,432 @@
+//! The accept loop. Subscribe requests that open a connection go straight to the direct
+//! stream path; every other request (and everything after it on the same connection) goes to
+//! hyper and the axum router.
+//!
+//! Why a direct path: a hyper connection keeps its read and write buffers for the life of
+//! the connection, about 24 KiB per idle SSE stream measured on this machine, and writes
+//! each event through its chunked encoder. An SSE stream needs neither: after the request
+//! head there is nothing to read, and the body is a sequence of whole event blocks. The
+//! direct path reads the head into a buffer it drops at once, answers close-delimited
+//! (`Connection: close`, no chunk framing), and then each wake-up is one drain of the outbox
+//! and one `write` of the joined bytes. The answers (headers, CORS, errors, the body) are
+//! produced by the same code as the axum route (`http::prepare_stream`).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::Router;
+use bytes::{Buf, Bytes};
+use http_body::Body;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::service::TowerToHyperService;
+use percent_encoding::percent_decode_str;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_HEADERS};
+use crate::hub::Hub;
+use crate::stream::EventStream;
+
+/// Largest request head read by the direct path; a larger one goes to hyper, which
+/// answers it (431) with its own limit.
+const MAX_HEAD: usize = 16 * 1024;
+/// A client must send its request head within this time (slow-loris guard).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Written data that stays unacknowledged this long ends the stream (TCP_USER_TIMEOUT):
+/// the client is gone or not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `shutdown` resolves; then ends every stream and waits, at most
+/// the configured grace period, for connections to finish.
+pub async fn run(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    // Every connection task holds a sender; when all are dropped, `recv` returns None.
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    let task = connection(socket, hub.clone(), router.clone(), graceful.watcher());
+                    let alive = alive.clone();
+                    tokio::spawn(async move {
+                        task.await;
+                        drop(alive);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: ending streams");
+    hub.shutdown();
+    drop(alive);
+    let drained = async {
+        graceful.shutdown().await;
+        all_done.recv().await;
+    };
+    if tokio::time::timeout(hub.config.shutdown_grace, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+    Ok(())
+}
+
+async fn connection(mut socket: TcpStream, hub: Arc<Hub>, router: Router, graceful: Watcher) {
+    // Boxed so the timer lives only while the head is read, not in every stream's task.
+    let head = match Box::pin(tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket))).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let answer = direct_stream(&hub, &head);
+    // What an idle stream's task holds is what is live across the await below: drop the
+    // rest first.
+    drop(hub);
+    let result = match answer {
+        Some(Answer::Stream {
+            head: response,
+            body,
+        }) => {
+            drop((head, router, graceful));
+            stream(socket, response, body).await
+        }
+        Some(Answer::Fixed(bytes)) => {
+            drop((head, router, graceful));
+            fixed(socket, bytes).await
+        }
+        None => {
+            // Boxed: a hyper connection is large, and only non-stream requests need it.
+            Box::pin(serve_routed(socket, head, router, graceful)).await;
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "stream ended");
+    }
+}
+
+/// Hands the connection, with the bytes already read, to hyper and the router.
+async fn serve_routed(socket: TcpStream, head: Vec<u8>, router: Router, graceful: Watcher) {
+    let io = TokioIo::new(Rewind {
+        prefix: Bytes::from(head),
+        inner: socket,
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(io, TowerToHyperService::new(router));
+    if let Err(e) = graceful.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+async fn fixed(mut socket: TcpStream, bytes: Vec<u8>) -> io::Result<()> {
+    socket.write_all(&bytes).await?;
+    socket.shutdown().await
+}
+
+fn stream(socket: TcpStream, head: Vec<u8>, body: EventStream) -> Streaming {
+    // The kernel ends the connection when written data stays unacknowledged this long: a
+    // dead or stalled peer costs no timer here.
+    let _ = socket2::SockRef::from(&socket).set_tcp_user_timeout(Some(WRITE_TIMEOUT));
+    Streaming {
+        socket,
+        body,
+        pending: Bytes::from(head),
+        done: false,
+    }
+}
+
+/// Reads until the end of the request head, or until `MAX_HEAD` bytes, or EOF.
+async fn read_head(socket: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        if buf.len() >= MAX_HEAD || buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(buf);
+        }
+        buf.reserve(1024);
+        if socket.read_buf(&mut buf).await? == 0 {
+            return Ok(buf);
+        }
+    }
+}
+
+/// The answer of the direct path.
+enum Answer {
+    Stream { head: Vec<u8>, body: EventStream },
+    Fixed(Vec<u8>),
+}
+
+/// Some(answer) when `head` is a complete `GET /events...` request; None hands the
+/// connection to hyper.
+fn direct_stream(hub: &Arc<Hub>, head: &[u8]) -> Option<Answer> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut request = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(consumed) = request.parse(head).ok()? else {
+        return None;
+    };
+    if consumed != head.len() || request.method != Some("GET") {
+        return None;
+    }
+    let target = request.path?;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let path_topic = match path.strip_prefix("/events") {
+        Some("") => None,
+        Some(rest) => {
+            let encoded = rest
+                .strip_prefix('/')
+                .filter(|t| !t.is_empty() && !t.contains('/'))?;
+            match percent_decode_str(encoded).decode_utf8() {
+                Ok(topic) => Some(topic.into_owned()),
+                Err(_) => {
+                    let error = ApiError::field("topic", "topic is not valid UTF-8");
+                    return Some(Answer::Fixed(error_bytes(&error)));
+                }
+            }
+        }
+        None => return None,
+    };
+    let mut map = HeaderMap::new();
+    for h in request.headers.iter() {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) else {
+            return None;
+        };
+        map.append(name, value);
+    }
+    let origin = map.get("origin").and_then(|v| v.to_str().ok());
+    let cors = stream_cors_headers(&hub.config.cors_origins, origin);
+    Some(
+        match prepare_stream(hub, path_topic.as_deref(), query, &map) {
+            Ok(Opened::Stream(body)) => {
+                let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+                for (name, value) in STREAM_HEADERS {
+                    push_header(&mut head, name, value);
+                }
+                for (name, value) in &cors {
+                    push_header(&mut head, name, value);
+                }
+                head.extend_from_slice(b"connection: close\r\n\r\n");
+                Answer::Stream { head, body }
+            }
+            Ok(Opened::NoContent) => {
+                let mut head = b"HTTP/1.1 204 No Content\r\n".to_vec();
+                for (name, value) in &cors {
+                    push_header(&mut head, name, value);
+                }
+                head.extend_from_slice(b"connection: close\r\n\r\n");
+                Answer::Fixed(head)
+            }
+            Err(error) => {
+                let mut bytes = error_bytes(&error);
+                if !cors.is_empty() {
+                    // Put the CORS grant before the blank line so a page can read the error.
+                    let end = bytes
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .expect("head ends")
+                        + 2;
+                    let mut extra = Vec::new();
+                    for (name, value) in &cors {
+                        push_header(&mut extra, name, value);
+                    }
+                    bytes.splice(end..end, extra);
+                }
+                Answer::Fixed(bytes)
+            }
+        },
+    )
+}
+
+fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn error_bytes(error: &ApiError) -> Vec<u8> {
+    let body = error.body();
+    let mut out = format!(
+        "HTTP/1.1 {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        error.status,
+        body.len()
+    )
+    .into_bytes();
+    if let Some(secs) = error.retry_after {
+        push_header(&mut out, "retry-after", &secs.to_string());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// The live part of a direct stream, as a hand-written future: only the socket, the body
+/// and the bytes being written, so an idle stream's task stays a few hundred bytes.
+struct Streaming {
+    socket: TcpStream,
+    body: EventStream,
+    /// Bytes taken from the body and not yet written.
+    pending: Bytes,
+    /// The body has ended; shutting the socket down.
+    done: bool,
+}
+
+impl Future for Streaming {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.pending.is_empty() {
+                match Pin::new(&mut this.socket).poll_write(cx, &this.pending) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => this.pending.advance(n),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        // Blocked on a slow reader: its outbox keeps filling and, when full,
+                        // drops its queue; end the stream then instead of writing on.
+                        if this.body.overflowed(cx.waker()) {
+                            return Poll::Ready(Ok(()));
+                        }
+                        break;
+                    }
+                }
+                continue;
+            }
+            if this.done {
+                return Pin::new(&mut this.socket).poll_shutdown(cx);
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.pending = data;
+                    }
+                }
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => this.done = true,
+                Poll::Pending => break,
+            }
+        }
+        // Nothing is expected from the client: EOF means it left.
+        while let Poll::Ready(ready) = this.socket.poll_read_ready(cx) {
+            ready?;
+            let mut scratch = [0u8; 64];
+            match this.socket.try_read(&mut scratch) {
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// A socket with bytes already read from it put back in front, for hyper.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.has_remaining() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every idle stream is one task holding this future: keep it small (see BENCHMARKS.md).
+    #[tokio::test]
+    async fn a_stream_task_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (socket, _) = listener.accept().await.unwrap();
+        let hub = Hub::new(
+            crate::Config::default(),
+            Arc::new(ssehub_core::MemoryStore::new(
+                ssehub_core::Retention::events(10),
+            )),
+        );
+        let graceful = GracefulShutdown::new();
+        let future = connection(socket, hub.clone(), crate::router(hub), graceful.watcher());
+        let size = std::mem::size_of_val(&future);
+        eprintln!(
+            "connection future: {size} bytes; EventStream {} bytes",
+            std::mem::size_of::<EventStream>()
+        );
+        assert!(size < 1024, "connection future is {size} bytes");
+        drop(client);
+    }
+}
