@@ -34,12 +34,14 @@ pub struct SubscribeArgs {
 }
 
 /// Prints events until `--count` is reached or the hub ends the subscription for good
-/// (204: its topics are closed); a refused subscription is an error.
+/// (204: its topics are closed); a refused subscription is an error. Reconnections are
+/// noted on standard error.
 pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.hub)?;
     let mut subscriber = client.subscribe(Subscription {
         last_event_id: args.last_event_id,
         presence: args.presence,
+        report_reconnects: true,
         ..Subscription::new(args.topics)
     });
     let mut printed = 0u64;
@@ -48,7 +50,17 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
         let Some(event) = subscriber.next().await else {
             break;
         };
-        let event = event.with_context(|| format!("subscribing at {}", args.hub))?;
+        let event = match event {
+            Ok(event) => event,
+            Err(e) if !subscriber.is_closed() => {
+                eprintln!(
+                    "ssehub subscribe: {:#}; reconnecting",
+                    anyhow::Error::from(e)
+                );
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("subscribing at {}", args.hub)),
+        };
         let line = if args.json {
             serde_json::to_string(&event)?
         } else {
@@ -84,10 +96,7 @@ mod tests {
             event: event.into(),
             data: data.into(),
         };
-        assert_eq!(
-            readable(&e("1-0", "headline", "hi")),
-            "[1-0] headline: hi"
-        );
+        assert_eq!(readable(&e("1-0", "headline", "hi")), "[1-0] headline: hi");
         assert_eq!(
             readable(&e("", "message", "a\nb\n")),
             "[-] message: a\n    b\n    "

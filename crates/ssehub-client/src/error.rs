@@ -6,6 +6,8 @@ use std::fmt;
 ///
 /// Ask what kind of failure it is with the `is_*()` predicates; [`Error::status`],
 /// [`Error::hub_error`] and [`Error::hub_field`] give the details of a refused request.
+/// `Display` says what failed; the lower-level cause, when there is one, is the
+/// [`std::error::Error::source`] (print the chain, e.g. with anyhow's `{:#}`).
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -176,11 +178,7 @@ impl fmt::Display for Error {
             Kind::Network(what) => f.write_str(what),
             Kind::Timeout => f.write_str("timed out waiting for the hub"),
             Kind::Decode => f.write_str("the hub's answer could not be decoded"),
-        }?;
-        if let Some(source) = &self.inner.source {
-            write!(f, ": {source}")?;
         }
-        Ok(())
     }
 }
 

@@ -63,6 +63,9 @@ pub struct Subscription {
     /// A connection that lasted this long, or delivered an event, counts as healthy and
     /// resets the back-off.
     pub healthy_after: Duration,
+    /// Also hand out, as non-terminal `Err` items, why each connection ended or attempt
+    /// failed before reconnecting (for logging; [`Subscriber::is_closed`] stays false).
+    pub report_reconnects: bool,
     /// Discard (skip) events larger than this many bytes. `None`: no limit, as a browser.
     pub max_event_size: Option<usize>,
 }
@@ -79,6 +82,7 @@ impl Default for Subscription {
             max_backoff: DEFAULT_MAX_BACKOFF,
             max_failed_attempts: None,
             healthy_after: DEFAULT_HEALTHY_AFTER,
+            report_reconnects: false,
             max_event_size: None,
         }
     }
@@ -225,10 +229,12 @@ impl Client {
 
 impl Subscriber {
     /// The next event; `None` once the subscription has ended for good (the hub answered
-    /// 204, or an error was returned before). An `Err` is terminal: a non-200 answer
-    /// (unless retried by policy), a wrong Content-Type, a bad request, or giving up after
+    /// 204, or a terminal error was returned before). An `Err` is terminal (and
+    /// [`Subscriber::is_closed`] true): a non-200 answer (unless retried by policy), a wrong
+    /// Content-Type, a bad request, or giving up after
     /// [`Subscription::max_failed_attempts`]. Network failures and ended streams are
-    /// retried inside, out of sight.
+    /// retried inside, out of sight, unless [`Subscription::report_reconnects`] asks to see
+    /// them as non-terminal `Err` items.
     ///
     /// Cancel-safe: dropping the future loses no event.
     pub async fn next(&mut self) -> Option<Result<SubEvent, Error>> {
@@ -242,7 +248,11 @@ impl Subscriber {
             if self.connection.is_some() {
                 match self.read().await {
                     Read::Bytes(chunk) => self.feed(&chunk),
-                    Read::End(why) => self.connection_ended(why),
+                    Read::End(why) => {
+                        if let Some(report) = self.connection_ended(why) {
+                            return Some(Err(report));
+                        }
+                    }
                 }
                 continue;
             }
@@ -250,10 +260,9 @@ impl Subscriber {
                 if let Some(max) = self.config.max_failed_attempts {
                     if self.failures >= max {
                         self.done = true;
-                        let e = self
-                            .last_failure
-                            .take()
-                            .unwrap_or_else(|| Error::network("gave up reconnecting"));
+                        let e = self.last_failure.take().unwrap_or_else(|| {
+                            Error::network(format!("gave up after {max} failed attempts"))
+                        });
                         return Some(Err(e));
                     }
                 }
@@ -271,8 +280,10 @@ impl Subscriber {
                 }
                 Attempt::Retry(e, retry_after) => {
                     self.failures = self.failures.saturating_add(1);
-                    self.last_failure = Some(e);
                     self.schedule(retry_after);
+                    if let Some(report) = self.failed(e) {
+                        return Some(Err(report));
+                    }
                 }
             }
         }
@@ -427,10 +438,9 @@ impl Subscriber {
 
     /// The open connection ended (end of body, network error or idle timeout): schedule the
     /// next attempt, backing off if the connection never became healthy.
-    fn connection_ended(&mut self, why: Error) {
-        let Some(connection) = self.connection.take() else {
-            return;
-        };
+    /// Returns the error to hand out when [`Subscription::report_reconnects`] is set.
+    fn connection_ended(&mut self, why: Error) -> Option<Error> {
+        let connection = self.connection.take()?;
         self.parser.finish();
         let healthy =
             connection.delivered_event || connection.opened.elapsed() >= self.config.healthy_after;
@@ -439,9 +449,25 @@ impl Subscriber {
             self.last_failure = None;
         } else {
             self.failures = self.failures.saturating_add(1);
-            self.last_failure = Some(why);
         }
         self.schedule(None);
+        if healthy {
+            self.config.report_reconnects.then_some(why)
+        } else {
+            self.failed(why)
+        }
+    }
+
+    /// Records why an attempt failed: kept for giving up later, or handed back to be
+    /// reported at once when [`Subscription::report_reconnects`] is set.
+    fn failed(&mut self, why: Error) -> Option<Error> {
+        if self.config.report_reconnects {
+            self.last_failure = None;
+            Some(why)
+        } else {
+            self.last_failure = Some(why);
+            None
+        }
     }
 
     fn schedule(&mut self, at_least: Option<Duration>) {

@@ -1,1 +1,1026 @@
-//! ssehub-store-log (placeholder, being written).
+//! ssehub-store-log: the embedded durable store, an append-only log of checksummed records in
+//! segment files under one directory.
+//!
+//! # Layout
+//!
+//! ```text
+//! <dir>/meta                       the floor (every later event is retained), with a CRC
+//! <dir>/00000000000000000001.log   segments: magic header, then records (see `record`)
+//! <dir>/00000000000000000002.log   the last segment is the one appended to
+//! ```
+//!
+//! Only an index lives in memory: per record its id, segment, offset and lengths (32 bytes),
+//! plus a map of the custom ids of retained events. A `Last-Event-ID` is placed by binary
+//! search (O(log n)); a replay reads pages of records from disk and rebuilds each event with
+//! [`Event::assign`].
+//!
+//! # Durability
+//!
+//! [`SyncMode`] says what [`Store::wait_durable`] waits for. Appends write each record to
+//! the operating system at once (so a `kill -9` of the process loses nothing written); an
+//! fsync makes it survive a power loss. With [`SyncMode::Batch`] a background thread fsyncs
+//! at most every `max_delay` or `max_events` (group commit) and `wait_durable` waits for the
+//! fsync that covers the event.
+//!
+//! # Recovery
+//!
+//! [`LogStore::open`] reads every segment and verifies every record. A record cut short or
+//! damaged at the end of the last segment (a write torn by a crash) is truncated away and
+//! reported in [`RecoveryReport`]; damage anywhere else (an older segment, or the last one
+//! with intact records after the damage) is [`StoreError::Corrupt`] naming the file and offset.
+//!
+//! # Retention
+//!
+//! By count, age and bytes of encoded events, like the memory store. Trimmed records leave
+//! the index at once; a segment file is deleted when all its records are trimmed, after the
+//! floor is written to the meta file, outside the lock that appends take.
+
+mod meta;
+mod record;
+mod segment;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ssehub_core::{
+    Event, EventId, Locate, NewEvent, ReadBatch, Retention, Store, StoreError, StoreStats,
+};
+
+use crate::record::HEADER_LEN;
+use crate::segment::{Entry, MAGIC};
+
+/// Default size at which the store starts a new segment file.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Largest segment size accepted; larger settings are lowered to it.
+pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// Most events one [`Store::read`] call scans, whatever its `scan_limit`.
+pub const MAX_PAGE_EVENTS: usize = 16_384;
+/// Most record bytes one [`Store::read`] call scans (at least one record is always scanned).
+pub const MAX_PAGE_BYTES: u64 = 8 << 20;
+
+/// How often the background thread applies age retention to an idle store.
+const AGE_TICK: Duration = Duration::from_secs(1);
+/// How far past the clock an id may be for recovery to take it for intact data.
+const CLOCK_SLACK_MS: u64 = 24 * 3600 * 1000;
+
+/// When an appended event is durable (survives a power loss, not only a crash of the hub).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `wait_durable` fsyncs before it returns; concurrent callers share one fsync.
+    Always,
+    /// Group commit: a background thread fsyncs when `max_delay` has passed since the first
+    /// unsynced append, or when `max_events` appends are waiting, whichever comes first;
+    /// `wait_durable` blocks until the fsync covering its event is done.
+    Batch {
+        max_delay: Duration,
+        max_events: usize,
+    },
+    /// Never fsync for an append; `wait_durable` returns at once. Data written survives a
+    /// crash of the process but not of the machine.
+    Never,
+}
+
+impl Default for SyncMode {
+    fn default() -> Self {
+        SyncMode::Batch {
+            max_delay: Duration::from_millis(5),
+            max_events: 1024,
+        }
+    }
+}
+
+/// Settings of a [`LogStore`].
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    pub retention: Retention,
+    pub sync: SyncMode,
+    /// A new segment file starts when the current one would grow past this size.
+    /// Clamped to `1..=MAX_SEGMENT_BYTES`.
+    pub segment_bytes: u64,
+    /// The wall clock in milliseconds since the Unix epoch; replaceable for tests.
+    pub clock: fn() -> u64,
+}
+
+impl LogOptions {
+    /// Defaults (batch sync, 64 MiB segments, system clock) with the given retention.
+    pub fn new(retention: Retention) -> LogOptions {
+        LogOptions {
+            retention,
+            sync: SyncMode::default(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            clock: system_clock,
+        }
+    }
+}
+
+impl Default for LogOptions {
+    /// No retention bound: keeps everything.
+    fn default() -> Self {
+        LogOptions::new(Retention {
+            max_events: None,
+            max_age: None,
+            max_bytes: None,
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch by the system clock.
+pub fn system_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What [`LogStore::open`] found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segment files in use after opening.
+    pub segments: usize,
+    /// Intact records read.
+    pub records: u64,
+    /// Of them, still inside retention.
+    pub retained: u64,
+    /// Segment files deleted because none of their records is retained.
+    pub removed_segments: Vec<PathBuf>,
+    /// The torn tail cut from the last segment, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Whether the floor came from the meta file (else from the first record or the clock).
+    pub floor_from_meta: bool,
+    pub elapsed: Duration,
+}
+
+/// A damaged end of the last segment, dropped when the store opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub path: PathBuf,
+    /// Where the damaged record started; the file now ends here.
+    pub offset: u64,
+    /// Bytes removed.
+    pub dropped_bytes: u64,
+    pub reason: String,
+}
+
+/// One segment file and the index of its records.
+struct Segment {
+    no: u64,
+    path: Arc<Path>,
+    file: Arc<File>,
+    entries: Vec<Entry>,
+    /// Entries before this one are trimmed (only ever non-zero in the oldest segment).
+    start: usize,
+    /// Bytes in the file.
+    len: u64,
+}
+
+impl Segment {
+    fn retained(&self) -> &[Entry] {
+        &self.entries[self.start..]
+    }
+}
+
+/// Everything behind the lock that appends take.
+struct State {
+    /// Oldest first; the last one is appended to. Never empty.
+    segments: VecDeque<Segment>,
+    /// Retained events and the bytes of their encodings.
+    count: u64,
+    bytes: u64,
+    /// Bytes of all segment files.
+    disk: u64,
+    floor: EventId,
+    /// The last id handed out.
+    last: EventId,
+    custom: HashMap<Box<str>, EventId>,
+    /// Custom ids of retained events by id, to forget them when they are trimmed.
+    custom_by_id: BTreeMap<EventId, Box<str>>,
+    /// Reused to encode records.
+    buf: Vec<u8>,
+    /// Set when a failed write could not be undone: the store takes no more appends.
+    failed: Option<String>,
+}
+
+/// What group commit and `wait_durable` share.
+struct SyncState {
+    /// Every record up to this id has been written to the operating system.
+    written: EventId,
+    /// Every record up to this id is fsynced.
+    durable: EventId,
+    /// The segment being appended to (older ones are fsynced when the next one starts).
+    active: Arc<File>,
+    /// Appends since the last fsync started, and when the first of them came.
+    pending: usize,
+    first_pending: Option<Instant>,
+    syncing: bool,
+    /// Fsyncs started so far; the one in flight (if `syncing`) covers up to `target`.
+    started: u64,
+    target: EventId,
+    failed: Option<String>,
+    shutdown: bool,
+}
+
+/// Segment files to delete once the floor is on disk.
+struct Deletion {
+    floor: EventId,
+    paths: Vec<Arc<Path>>,
+}
+
+struct Maintenance {
+    /// The floor written in the meta file.
+    persisted_floor: EventId,
+    /// Files whose deletion failed or waits for the floor to be written.
+    pending: Vec<Arc<Path>>,
+    last_error: Option<String>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    retention: Retention,
+    sync_mode: SyncMode,
+    segment_bytes: u64,
+    clock: fn() -> u64,
+    state: RwLock<State>,
+    sync: Mutex<SyncState>,
+    /// Signalled when an fsync ends: fsync number `n` signals `synced[n % 2]`, so the
+    /// callers waiting for the next fsync sleep on through the end of the current one.
+    synced: [Condvar; 2],
+    /// Wakes the background thread.
+    wake: Condvar,
+    maintenance: Mutex<Maintenance>,
+}
+
+/// The durable store: see the crate documentation.
+pub struct LogStore {
+    inner: Arc<Inner>,
+    worker: Option<JoinHandle<()>>,
+    recovery: RecoveryReport,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn corrupt(path: &Path, offset: u64, why: &str) -> StoreError {
+    StoreError::Corrupt(format!("{}: offset {offset}: {why}", path.display()))
+}
+
+fn open_segment_file(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(create)
+        .open(path)
+}
+
+impl LogStore {
+    /// Opens the store in `dir` (created if missing), recovering from a crash: see the
+    /// crate documentation. Two processes must not open the same directory at once.
+    pub fn open(dir: &Path, options: LogOptions) -> Result<LogStore, StoreError> {
+        let started = Instant::now();
+        fs::create_dir_all(dir)?;
+        let now = (options.clock)();
+        let mut report = RecoveryReport::default();
+        let mut meta_floor = meta::read(dir)?;
+        report.floor_from_meta = meta_floor.is_some();
+        let _ = fs::remove_file(dir.join("meta.tmp"));
+
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if let Some(no) = entry.file_name().to_str().and_then(segment::parse_name) {
+                numbers.push(no);
+            }
+        }
+        numbers.sort_unstable();
+
+        if numbers.is_empty() {
+            // A new store: its floor is now, so ids from anywhere else read as expired.
+            if meta_floor.is_none() {
+                let floor = EventId::new(now, 0);
+                meta::write(dir, floor, true)?;
+                meta_floor = Some(floor);
+            }
+            let path = dir.join(segment::file_name(1));
+            let mut f = open_segment_file(&path, true)?;
+            f.write_all(MAGIC)?;
+            f.sync_all()?;
+            meta::sync_dir(dir)?;
+            numbers.push(1);
+        }
+
+        let mut segments = VecDeque::with_capacity(numbers.len());
+        let mut customs = Vec::new();
+        let mut prev = EventId::ZERO;
+        for (i, &no) in numbers.iter().enumerate() {
+            let is_last = i + 1 == numbers.len();
+            let path: Arc<Path> = dir.join(segment::file_name(no)).into();
+            let max_ms = now.max(prev.ms).saturating_add(CLOCK_SLACK_MS);
+            let scan = segment::scan(&path, prev, max_ms)?;
+            let mut len = scan.file_len;
+            if let Some(bad) = scan.bad {
+                if !is_last || bad.fatal {
+                    let mut why = bad.reason;
+                    if !is_last {
+                        why.push_str(" (not the last segment, so not a torn write)");
+                    }
+                    return Err(corrupt(&path, bad.offset, &why));
+                }
+                // A torn write at the end of the log: keep the intact prefix.
+                let mut f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(scan.valid_len)?;
+                if scan.valid_len < MAGIC.len() as u64 {
+                    f.set_len(0)?;
+                    f.write_all(MAGIC)?;
+                }
+                f.sync_all()?;
+                len = scan.valid_len.max(MAGIC.len() as u64);
+                report.torn_tail = Some(TornTail {
+                    path: path.to_path_buf(),
+                    offset: bad.offset,
+                    dropped_bytes: scan.file_len - scan.valid_len,
+                    reason: bad.reason,
+                });
+            }
+            if let Some(e) = scan.entries.last() {
+                prev = e.id;
+            }
+            report.records += scan.entries.len() as u64;
+            customs.extend(scan.customs);
+            let file = if is_last {
+                open_segment_file(&path, false)?
+            } else {
+                File::open(&path)?
+            };
+            segments.push_back(Segment {
+                no,
+                path,
+                file: Arc::new(file),
+                entries: scan.entries,
+                start: 0,
+                len,
+            });
+        }
+
+        let first = segments
+            .iter()
+            .find_map(|s| s.entries.first())
+            .map(|e| e.id);
+        let floor = match (meta_floor, first) {
+            (Some(f), _) => f,
+            // No meta file but records: the history before the first record is unknown.
+            (None, Some(first)) => predecessor(first),
+            (None, None) => EventId::new(now, 0),
+        };
+        let last = floor.max(prev);
+        let active = segments.back().expect("at least one segment").file.clone();
+
+        let mut state = State {
+            segments,
+            count: 0,
+            bytes: 0,
+            disk: 0,
+            floor,
+            last,
+            custom: HashMap::new(),
+            custom_by_id: BTreeMap::new(),
+            buf: Vec::new(),
+            failed: None,
+        };
+        for seg in &mut state.segments {
+            seg.start = seg.entries.partition_point(|e| e.id <= floor);
+            state.count += seg.retained().len() as u64;
+            state.bytes += seg
+                .retained()
+                .iter()
+                .map(|e| u64::from(e.enc_len))
+                .sum::<u64>();
+            state.disk += seg.len;
+        }
+        for (id, custom) in customs {
+            if id > floor {
+                state.custom.insert(custom.clone(), id);
+                state.custom_by_id.insert(id, custom);
+            }
+        }
+
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            retention: options.retention,
+            sync_mode: options.sync,
+            segment_bytes: options.segment_bytes.clamp(1, MAX_SEGMENT_BYTES),
+            clock: options.clock,
+            state: RwLock::new(state),
+            sync: Mutex::new(SyncState {
+                written: last,
+                durable: last,
+                active,
+                pending: 0,
+                first_pending: None,
+                syncing: false,
+                started: 0,
+                target: last,
+                failed: None,
+                shutdown: false,
+            }),
+            synced: [Condvar::new(), Condvar::new()],
+            wake: Condvar::new(),
+            maintenance: Mutex::new(Maintenance {
+                persisted_floor: meta_floor.unwrap_or(EventId::ZERO),
+                pending: Vec::new(),
+                last_error: None,
+            }),
+        });
+
+        // Retention may have changed, or time passed, since the store was last open.
+        let deletion = {
+            let mut st = inner.write_state();
+            let deletion = inner.trim(&mut st, now);
+            report.segments = st.segments.len();
+            report.retained = st.count;
+            deletion
+        };
+        if let Some(d) = deletion {
+            report.removed_segments = d.paths.iter().map(|p| p.to_path_buf()).collect();
+            inner.delete(d);
+            if let Some(e) = lock(&inner.maintenance).last_error.take() {
+                return Err(StoreError::Io(io::Error::other(e)));
+            }
+        }
+
+        let worker = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("ssehub-log-sync".into())
+                .spawn(move || inner.background())?
+        };
+        report.elapsed = started.elapsed();
+        Ok(LogStore {
+            inner,
+            worker: Some(worker),
+            recovery: report,
+        })
+    }
+
+    /// What opening the store found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Bytes of all segment files (what the history takes on disk, besides the meta file).
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.read_state().disk
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.inner.read_state().segments.len()
+    }
+
+    /// Fsyncs everything appended so far, whatever the sync mode.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let written = lock(&self.inner.sync).written;
+        self.inner.sync_through(written)
+    }
+
+    /// The last error of background maintenance (writing the meta file, deleting a segment),
+    /// if any; reading it clears it. Such errors never fail an append: the files are
+    /// retried at the next trim.
+    pub fn take_maintenance_error(&self) -> Option<String> {
+        lock(&self.inner.maintenance).last_error.take()
+    }
+}
+
+/// The id just before `id`, so that `id` itself counts as retained.
+fn predecessor(id: EventId) -> EventId {
+    match id.seq {
+        0 => EventId::new(id.ms.saturating_sub(1), u64::MAX),
+        seq => EventId::new(id.ms, seq - 1),
+    }
+}
+
+impl Inner {
+    fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes one encoded record at the end of the log and indexes it.
+    fn write_record(&self, st: &mut State, event: &Event) -> Result<(), StoreError> {
+        let rec_len = st.buf.len() as u64;
+        let active = st.segments.back().expect("at least one segment");
+        if active.len + rec_len > self.segment_bytes && !active.entries.is_empty() {
+            self.roll(st)?;
+        }
+        let State { segments, buf, .. } = st;
+        let seg = segments.back_mut().expect("at least one segment");
+        let offset = seg.len;
+        if let Err(e) = (&*seg.file).write_all(buf) {
+            // Cut off whatever part of the record reached the file, or stop taking appends.
+            if let Err(e2) = seg.file.set_len(offset) {
+                st.failed = Some(format!(
+                    "{}: write failed ({e}) and could not be undone ({e2})",
+                    seg.path.display()
+                ));
+            }
+            return Err(e.into());
+        }
+        seg.len += rec_len;
+        seg.entries.push(Entry {
+            id: event.id,
+            offset: offset as u32,
+            len: rec_len as u32,
+            enc_len: event.encoded.len() as u32,
+        });
+        st.disk += rec_len;
+        st.count += 1;
+        st.bytes += event.encoded.len() as u64;
+        st.last = event.id;
+        if let Some(custom) = &event.custom_id {
+            let custom: Box<str> = custom.as_str().into();
+            st.custom.insert(custom.clone(), event.id);
+            st.custom_by_id.insert(event.id, custom);
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment. Under a sync mode that promises durability the finished one is
+    /// fsynced first, so that only the last segment can ever end in a torn write.
+    fn roll(&self, st: &mut State) -> Result<(), StoreError> {
+        let old = st.segments.back().expect("at least one segment");
+        if self.sync_mode != SyncMode::Never {
+            old.file.sync_data()?;
+        }
+        let no = old.no + 1;
+        let path: Arc<Path> = self.dir.join(segment::file_name(no)).into();
+        let file = open_segment_file(&path, true)?;
+        if let Err(e) = (&file).write_all(MAGIC) {
+            let _ = fs::remove_file(&path);
+            return Err(e.into());
+        }
+        if self.sync_mode != SyncMode::Never {
+            meta::sync_dir(&self.dir)?;
+        }
+        let file = Arc::new(file);
+        {
+            let mut s = lock(&self.sync);
+            if self.sync_mode != SyncMode::Never {
+                // Everything written so far is in the segment just fsynced.
+                s.durable = s.durable.max(s.written);
+                self.synced.iter().for_each(Condvar::notify_all);
+            }
+            s.active = file.clone();
+        }
+        st.disk += MAGIC.len() as u64;
+        st.segments.push_back(Segment {
+            no,
+            path,
+            file,
+            entries: Vec::new(),
+            start: 0,
+            len: MAGIC.len() as u64,
+        });
+        Ok(())
+    }
+
+    /// Drops the oldest events out of retention from the index; returns the segment files
+    /// left with no retained record (never the last one), to delete outside the lock.
+    fn trim(&self, st: &mut State, now: u64) -> Option<Deletion> {
+        let r = &self.retention;
+        let age_floor = r
+            .max_age
+            .map(|age| now.saturating_sub(age.as_millis() as u64));
+        let mut paths = Vec::new();
+        loop {
+            while st.segments.len() > 1 && st.segments[0].retained().is_empty() {
+                let seg = st.segments.pop_front().expect("front exists");
+                st.disk -= seg.len;
+                paths.push(seg.path);
+            }
+            let front = &mut st.segments[0];
+            let Some(oldest) = front.retained().first().copied() else {
+                break;
+            };
+            let over_count = r.max_events.is_some_and(|n| st.count > n);
+            let over_bytes = r.max_bytes.is_some_and(|n| st.bytes > n);
+            let too_old = age_floor.is_some_and(|f| oldest.id.ms < f);
+            if !(over_count || over_bytes || too_old) {
+                break;
+            }
+            front.start += 1;
+            st.count -= 1;
+            st.bytes -= u64::from(oldest.enc_len);
+            st.floor = oldest.id;
+        }
+        while let Some(entry) = st.custom_by_id.first_entry() {
+            if *entry.key() > st.floor {
+                break;
+            }
+            let (id, custom) = entry.remove_entry();
+            if st.custom.get(&custom) == Some(&id) {
+                st.custom.remove(&custom);
+            }
+        }
+        if paths.is_empty() {
+            None
+        } else {
+            Some(Deletion {
+                floor: st.floor,
+                paths,
+            })
+        }
+    }
+
+    /// Writes the floor to the meta file, then deletes the files. Errors are kept for
+    /// [`LogStore::take_maintenance_error`] and the files retried next time.
+    fn delete(&self, d: Deletion) {
+        let mut m = lock(&self.maintenance);
+        m.pending.extend(d.paths);
+        if d.floor > m.persisted_floor {
+            if let Err(e) = meta::write(&self.dir, d.floor, self.sync_mode != SyncMode::Never) {
+                m.last_error = Some(format!("{}: {e}", self.dir.join(meta::META_FILE).display()));
+                return;
+            }
+            m.persisted_floor = d.floor;
+        }
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        for path in m.pending.drain(..) {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    last_error = Some(format!("{}: {e}", path.display()));
+                    failed.push(path);
+                }
+            }
+        }
+        m.pending = failed;
+        if last_error.is_some() {
+            m.last_error = last_error;
+        }
+    }
+
+    /// Position (segment, entry) of the first retained record after `after`.
+    fn first_after(st: &State, after: EventId) -> (usize, usize) {
+        let si = st
+            .segments
+            .partition_point(|s| s.retained().last().is_none_or(|e| e.id <= after));
+        match st.segments.get(si) {
+            Some(seg) => (
+                si,
+                seg.start + seg.retained().partition_point(|e| e.id <= after),
+            ),
+            None => (si, 0),
+        }
+    }
+
+    /// Fsyncs until every record up to `id` (or everything written, if less) is durable.
+    /// Concurrent callers share fsyncs: one runs it, the others wait for its result.
+    fn sync_through(&self, id: EventId) -> Result<(), StoreError> {
+        let mut s = lock(&self.sync);
+        loop {
+            if let Some(why) = &s.failed {
+                return Err(StoreError::Unavailable(why.clone()));
+            }
+            if s.durable >= id.min(s.written) {
+                return Ok(());
+            }
+            if s.syncing {
+                s = self.wait_for_sync(s, id);
+                continue;
+            }
+            s = self.run_sync(s);
+        }
+    }
+
+    /// Sleeps until the fsync that will cover `id` ends (or a spurious wake-up).
+    fn wait_for_sync<'a>(&'a self, s: MutexGuard<'a, SyncState>, id: EventId) -> MutexGuard<'a, SyncState> {
+        let id = id.min(s.written);
+        let n = if s.syncing && id <= s.target { s.started } else { s.started + 1 };
+        self.synced[(n % 2) as usize].wait(s).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fsyncs the active segment with the lock released; returns the lock again.
+    fn run_sync<'a>(&'a self, mut s: MutexGuard<'a, SyncState>) -> MutexGuard<'a, SyncState> {
+        s.syncing = true;
+        s.started += 1;
+        s.target = s.written;
+        s.pending = 0;
+        s.first_pending = None;
+        let (n, target) = (s.started, s.target);
+        let file = s.active.clone();
+        drop(s);
+        let result = file.sync_data();
+        let mut s = lock(&self.sync);
+        s.syncing = false;
+        match result {
+            Ok(()) => {
+                s.durable = s.durable.max(target);
+                self.synced[(n % 2) as usize].notify_all();
+            }
+            // After a failed fsync the kernel may have dropped the dirty pages: nothing
+            // written since the last good fsync can be called durable again.
+            Err(e) => {
+                s.failed = Some(format!("fsync failed: {e}"));
+                self.synced.iter().for_each(Condvar::notify_all);
+            }
+        }
+        s
+    }
+
+    /// The background thread: group commit under [`SyncMode::Batch`], and age retention.
+    fn background(&self) {
+        let ages = self.retention.max_age.is_some();
+        let mut next_age_trim = Instant::now() + AGE_TICK;
+        let mut s = lock(&self.sync);
+        loop {
+            if s.shutdown {
+                return;
+            }
+            let now = Instant::now();
+            if ages && now >= next_age_trim {
+                drop(s);
+                let deletion = self.trim(&mut self.write_state(), (self.clock)());
+                if let Some(d) = deletion {
+                    self.delete(d);
+                }
+                next_age_trim = Instant::now() + AGE_TICK;
+                s = lock(&self.sync);
+                continue;
+            }
+            let mut timeout = if ages { next_age_trim - now } else { AGE_TICK };
+            if let SyncMode::Batch {
+                max_delay,
+                max_events,
+            } = self.sync_mode
+            {
+                if s.written > s.durable && !s.syncing && s.failed.is_none() {
+                    let due = s.first_pending.map_or(now, |t| t + max_delay);
+                    if s.pending >= max_events || now >= due {
+                        s = self.run_sync(s);
+                        continue;
+                    }
+                    timeout = timeout.min(due - now);
+                }
+            }
+            s = self
+                .wake
+                .wait_timeout(s, timeout)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+/// One segment's share of a replay page, copied out of the index under the lock.
+struct Slice {
+    path: Arc<Path>,
+    file: Arc<File>,
+    entries: Vec<Entry>,
+}
+
+/// Reads the records of `slice` from disk, in runs of at most [`MAX_PAGE_BYTES`].
+fn read_slice(
+    slice: &Slice,
+    filter: &dyn Fn(&Event) -> bool,
+    out: &mut Vec<Arc<Event>>,
+) -> Result<(), StoreError> {
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while i < slice.entries.len() {
+        let first = slice.entries[i];
+        let mut j = i + 1;
+        let mut end = u64::from(first.offset) + u64::from(first.len);
+        while j < slice.entries.len() {
+            let e = slice.entries[j];
+            let e_end = u64::from(e.offset) + u64::from(e.len);
+            if e_end - u64::from(first.offset) > MAX_PAGE_BYTES {
+                break;
+            }
+            end = e_end;
+            j += 1;
+        }
+        buf.resize((end - u64::from(first.offset)) as usize, 0);
+        segment::read_at(&slice.file, &mut buf, first.offset.into()).map_err(|e| {
+            match e.kind() {
+                io::ErrorKind::UnexpectedEof => corrupt(
+                    &slice.path,
+                    first.offset.into(),
+                    "file shorter than its index",
+                ),
+                _ => StoreError::Io(e),
+            }
+        })?;
+        for e in &slice.entries[i..j] {
+            let at = (e.offset - first.offset) as usize;
+            let rec = &buf[at..at + e.len as usize];
+            let h = record::Header::parse(rec);
+            let payload = &rec[HEADER_LEN..];
+            if !h.verify(payload) {
+                return Err(corrupt(
+                    &slice.path,
+                    e.offset.into(),
+                    "checksum mismatch on read",
+                ));
+            }
+            let event = record::decode(payload)
+                .map_err(|why| corrupt(&slice.path, e.offset.into(), &why))?;
+            if event.id != e.id {
+                return Err(corrupt(
+                    &slice.path,
+                    e.offset.into(),
+                    "record id differs from the index",
+                ));
+            }
+            if filter(&event) {
+                out.push(Arc::new(event));
+            }
+        }
+        i = j;
+    }
+    Ok(())
+}
+
+impl Store for LogStore {
+    fn append(&self, new: NewEvent) -> Result<Arc<Event>, StoreError> {
+        let inner = &*self.inner;
+        let now = (inner.clock)();
+        let (event, deletion) = {
+            let mut st = inner.write_state();
+            if let Some(why) = &st.failed {
+                return Err(StoreError::Unavailable(why.clone()));
+            }
+            let id = st.last.next(now);
+            let event = Event::assign(id, new);
+            let mut buf = std::mem::take(&mut st.buf);
+            let encoded = record::encode(&event, &mut buf);
+            st.buf = buf;
+            encoded
+                .map_err(|why| StoreError::Io(io::Error::new(io::ErrorKind::InvalidInput, why)))?;
+            inner.write_record(&mut st, &event)?;
+            {
+                let mut s = lock(&inner.sync);
+                s.written = id;
+                s.pending += 1;
+                let first = s.first_pending.is_none();
+                if first {
+                    s.first_pending = Some(Instant::now());
+                }
+                if let SyncMode::Batch { max_events, .. } = inner.sync_mode {
+                    if first || s.pending == max_events {
+                        inner.wake.notify_one();
+                    }
+                }
+            }
+            let deletion = inner.trim(&mut st, now);
+            (Arc::new(event), deletion)
+        };
+        if let Some(d) = deletion {
+            inner.delete(d);
+        }
+        Ok(event)
+    }
+
+    fn read(
+        &self,
+        after: EventId,
+        filter: &dyn Fn(&Event) -> bool,
+        scan_limit: usize,
+    ) -> Result<ReadBatch, StoreError> {
+        let limit = scan_limit.min(MAX_PAGE_EVENTS);
+        let mut slices = Vec::new();
+        let (through, at_head) = {
+            let st = self.inner.read_state();
+            let (mut si, mut ei) = Inner::first_after(&st, after);
+            let mut taken = 0;
+            let mut bytes = 0;
+            let mut through = after.max(st.floor);
+            'plan: while si < st.segments.len() {
+                let seg = &st.segments[si];
+                let from = ei;
+                while ei < seg.entries.len() {
+                    if taken == limit
+                        || (taken > 0 && bytes + u64::from(seg.entries[ei].len) > MAX_PAGE_BYTES)
+                    {
+                        break;
+                    }
+                    bytes += u64::from(seg.entries[ei].len);
+                    through = seg.entries[ei].id;
+                    taken += 1;
+                    ei += 1;
+                }
+                if ei > from {
+                    slices.push(Slice {
+                        path: seg.path.clone(),
+                        file: seg.file.clone(),
+                        entries: seg.entries[from..ei].to_vec(),
+                    });
+                }
+                if ei < seg.entries.len() {
+                    break 'plan;
+                }
+                si += 1;
+                ei = st.segments.get(si).map_or(0, |s| s.start);
+            }
+            (through, si >= st.segments.len())
+        };
+        let mut events = Vec::new();
+        for slice in &slices {
+            read_slice(slice, filter, &mut events)?;
+        }
+        Ok(ReadBatch {
+            events,
+            through,
+            at_head,
+        })
+    }
+
+    fn locate(&self, last_event_id: &str) -> Result<Locate, StoreError> {
+        let st = self.inner.read_state();
+        if let Some(id) = st.custom.get(last_event_id) {
+            return Ok(Locate::Found(*id));
+        }
+        Ok(match last_event_id.parse::<EventId>() {
+            Ok(id) if id > st.last => Locate::Unknown,
+            Ok(id) if id >= st.floor => Locate::Found(id),
+            Ok(_) => Locate::Expired,
+            Err(_) => Locate::Unknown,
+        })
+    }
+
+    fn floor(&self) -> EventId {
+        self.inner.read_state().floor
+    }
+
+    fn stats(&self) -> StoreStats {
+        let st = self.inner.read_state();
+        let mut retained = st.segments.iter().flat_map(|s| s.retained());
+        let oldest = retained.next().map(|e| e.id);
+        let newest = st
+            .segments
+            .iter()
+            .rev()
+            .find_map(|s| s.retained().last())
+            .map(|e| e.id);
+        StoreStats {
+            events: st.count,
+            bytes: st.bytes,
+            oldest,
+            newest,
+        }
+    }
+
+    fn wait_durable(&self, id: EventId) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        match inner.sync_mode {
+            SyncMode::Never => Ok(()),
+            SyncMode::Always => inner.sync_through(id),
+            SyncMode::Batch { .. } => {
+                let mut s = lock(&inner.sync);
+                loop {
+                    if let Some(why) = &s.failed {
+                        return Err(StoreError::Unavailable(why.clone()));
+                    }
+                    if s.durable >= id.min(s.written) {
+                        return Ok(());
+                    }
+                    if s.shutdown {
+                        drop(s);
+                        return inner.sync_through(id);
+                    }
+                    s = inner.wait_for_sync(s, id);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for LogStore {
+    /// Stops the background thread, fsyncs what was appended and writes the exact floor, so
+    /// that a reopened store starts where this one ended.
+    fn drop(&mut self) {
+        lock(&self.inner.sync).shutdown = true;
+        self.inner.wake.notify_all();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+        let _ = self.sync();
+        let floor = self.inner.read_state().floor;
+        let mut m = lock(&self.inner.maintenance);
+        if floor > m.persisted_floor && meta::write(&self.inner.dir, floor, true).is_ok() {
+            m.persisted_floor = floor;
+        }
+    }
+}

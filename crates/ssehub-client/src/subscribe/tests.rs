@@ -359,3 +359,42 @@ async fn close_ends_the_subscription() {
     assert!(sub.next().await.is_none());
     assert!(sub.is_closed());
 }
+
+#[tokio::test]
+async fn reconnects_can_be_reported_without_ending_the_subscription() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut sub = Client::new(&format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .subscribe(Subscription {
+            report_reconnects: true,
+            max_failed_attempts: Some(2),
+            ..quick()
+        });
+    for _ in 0..2 {
+        let e = sub.next().await.unwrap().unwrap_err();
+        assert!(e.is_network(), "{e}");
+        assert!(!sub.is_closed());
+    }
+    let e = sub.next().await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("gave up after 2"), "{e}");
+    assert!(sub.is_closed());
+    assert!(sub.next().await.is_none());
+
+    let hub = FakeHub::start(vec![
+        Reply::Close(stream("id: 1\ndata: a\n\n")),
+        Reply::Close(stream(": ok\n\n")),
+    ])
+    .await;
+    let mut sub = Client::new(&hub.url).unwrap().subscribe(Subscription {
+        report_reconnects: true,
+        ..quick()
+    });
+    let items = drain(&mut sub).await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert_eq!(items[0].as_ref().unwrap(), &event("1", "message", "a"));
+    assert!(items[1].as_ref().unwrap_err().is_network());
+    assert!(items[2].as_ref().unwrap_err().is_network());
+}
