@@ -34,6 +34,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// starts again from the server's `retry`.
 const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(5);
 
+/// The longest wait before an attempt, whatever `retry:` or `Retry-After` asked for: a
+/// clock cannot represent every `u64` of milliseconds, and a day is already "never" for a
+/// subscriber.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 /// The Content-Type essence an event stream must have.
 const EVENT_STREAM: &str = "text/event-stream";
 
@@ -477,7 +481,9 @@ impl Subscriber {
             self.config.max_backoff,
             fastrand::f64(),
         );
-        let delay = at_least.map_or(delay, |floor| delay.max(floor));
+        let delay = at_least
+            .map_or(delay, |floor| delay.max(floor))
+            .min(MAX_WAIT);
         self.next_attempt = Some(Instant::now() + delay);
     }
 }

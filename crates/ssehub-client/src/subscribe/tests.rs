@@ -398,3 +398,20 @@ async fn reconnects_can_be_reported_without_ending_the_subscription() {
     assert!(items[1].as_ref().unwrap_err().is_network());
     assert!(items[2].as_ref().unwrap_err().is_network());
 }
+
+#[tokio::test]
+async fn an_absurd_retry_does_not_overflow_the_clock() {
+    let hub = FakeHub::start(vec![Reply::Close(stream(
+        "retry: 99999999999999999999999\n\nid: 1\ndata: a\n\n",
+    ))])
+    .await;
+    let mut sub = Client::new(&hub.url).unwrap().subscribe(quick());
+    assert_eq!(sub.next().await.unwrap().unwrap().data, "a");
+    assert_eq!(sub.retry(), Duration::from_millis(u64::MAX));
+    // The stream ends; the next attempt is scheduled (capped) instead of panicking.
+    let next = tokio::time::timeout(ms(200), sub.next()).await;
+    assert!(next.is_err(), "still waiting to reconnect");
+    assert!(sub.next_attempt.is_some());
+    sub.failures = 5;
+    sub.schedule(Some(Duration::MAX));
+}
