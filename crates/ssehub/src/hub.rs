@@ -19,6 +19,7 @@ use ssehub_core::{encode_comment, encode_event, Event, Frame, NewEvent, Store, S
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, Outbox};
+use crate::selection::Selection;
 
 /// The name of the presence events a subscriber asks for with `presence=1`.
 pub const PRESENCE_EVENT: &str = "ssehub-presence";
@@ -39,6 +40,8 @@ struct State {
     topics: HashMap<Topic, TopicEntry>,
     /// Every open subscriber, for heartbeats and shutdown.
     subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
+    /// Subscribers with patterns: every published event is checked against them.
+    pattern_subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
     shutting_down: bool,
 }
 
@@ -55,7 +58,7 @@ struct TopicEntry {
 /// One open subscription stream.
 pub struct Subscriber {
     pub id: SubscriberId,
-    pub topics: Vec<Topic>,
+    pub selection: Arc<Selection>,
     /// Receives presence events for its topics.
     pub presence: bool,
     pub outbox: Outbox,
@@ -159,11 +162,22 @@ impl Hub {
             entry.last_id = Some(wire_id.clone());
             entry.closed = event.close;
             for sub in entry.subscribers.values() {
+                if event.private && !sub.selection.may_see(&event) {
+                    continue;
+                }
                 match sub.outbox.push_event(&event) {
                     Ok(true) => delivered += 1,
                     Ok(false) => {}
-                    Err(CloseReason::Overflow) => overflowed.push((sub.id, topic.clone())),
-                    Err(_) => {}
+                    Err(_) => overflowed.push((sub.id, topic.clone())),
+                }
+            }
+        }
+        for sub in state.pattern_subscribers.values() {
+            if sub.selection.selects(&event) {
+                match sub.outbox.push_event(&event) {
+                    Ok(true) => delivered += 1,
+                    Ok(false) => {}
+                    Err(_) => overflowed.push((sub.id, event.topics[0].clone())),
                 }
             }
         }
@@ -171,10 +185,7 @@ impl Hub {
             let state = &*state;
             for topic in &event.topics {
                 for sub in state.topics[topic].subscribers.values() {
-                    if sub
-                        .topics
-                        .iter()
-                        .all(|t| state.topics.get(t).is_some_and(|e| e.closed))
+                    if sub.selection.patterns.is_empty() && Self::all_closed(state, &sub.selection)
                     {
                         sub.outbox.close(CloseReason::TopicsClosed);
                     }
@@ -192,6 +203,14 @@ impl Hub {
             delivered,
             event,
         })
+    }
+
+    fn all_closed(state: &State, selection: &Selection) -> bool {
+        selection.patterns.is_empty()
+            && selection
+                .topics
+                .iter()
+                .all(|t| state.topics.get(t).is_some_and(|e| e.closed))
     }
 
     /// Waits, off the async runtime, until the store has made `event` durable.
@@ -214,21 +233,18 @@ impl Hub {
         );
     }
 
-    /// Registers a subscriber for `topics`. Topics that are closed count as not subscribed;
-    /// when all are closed there is nothing to follow and the caller answers 204.
+    /// Registers a subscriber for `selection`. Topics that are closed count as not
+    /// subscribed; when all are closed there is nothing to follow and the caller answers 204.
     pub fn subscribe(
         self: &Arc<Self>,
-        topics: Vec<Topic>,
+        selection: Arc<Selection>,
         presence: bool,
     ) -> Result<Subscription, SubscribeError> {
         let mut state = self.lock();
         if state.shutting_down {
             return Err(SubscribeError::ShuttingDown);
         }
-        if topics
-            .iter()
-            .all(|t| state.topics.get(t).is_some_and(|e| e.closed))
-        {
+        if Self::all_closed(&state, &selection) {
             return Err(SubscribeError::AllClosed);
         }
         if state.subscribers.len() >= self.config.max_connections {
@@ -238,13 +254,16 @@ impl Hub {
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscriber {
             id,
-            topics,
+            selection,
             presence,
             outbox: Outbox::new(self.config.subscriber_buffer),
         });
         state.subscribers.insert(id, sub.clone());
+        if !sub.selection.patterns.is_empty() {
+            state.pattern_subscribers.insert(id, sub.clone());
+        }
         let mut overflowed = Vec::new();
-        for topic in &sub.topics {
+        for topic in &sub.selection.topics {
             let entry = state.topics.entry(topic.clone()).or_default();
             entry.subscribers.insert(id, sub.clone());
             entry.watchers += usize::from(presence);
@@ -283,7 +302,8 @@ impl Hub {
     fn unsubscribe(&self, sub: &Subscriber) {
         let mut state = self.lock();
         state.subscribers.swap_remove(&sub.id);
-        for topic in &sub.topics {
+        state.pattern_subscribers.swap_remove(&sub.id);
+        for topic in &sub.selection.topics {
             let Some(entry) = state.topics.get_mut(topic) else {
                 continue;
             };

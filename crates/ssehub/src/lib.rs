@@ -9,6 +9,7 @@ mod http;
 mod hub;
 mod metrics;
 mod outbox;
+mod selection;
 mod server;
 mod stream;
 
@@ -21,6 +22,7 @@ pub use config::{Config, CorsOrigins};
 pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
 pub use hub::{Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
 pub use metrics::Metrics;
+pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
 
 /// Serves the hub on `listener` until `shutdown` resolves, then ends every stream and
 /// returns once connections are closed or the configured grace period has passed.

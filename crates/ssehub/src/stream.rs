@@ -8,11 +8,12 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
-use ssehub_core::{EventId, Topic};
+use ssehub_core::EventId;
 
 use crate::hub::{Hub, Subscription};
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, Drained, Item};
+use crate::selection::Selection;
 
 /// Events scanned per replay page: large enough that a page fills a socket write, small
 /// enough that a replay of any length holds little memory and never blocks the runtime long.
@@ -30,7 +31,7 @@ pub struct EventStream {
 
 struct Replay {
     after: EventId,
-    topics: Vec<Topic>,
+    selection: Arc<Selection>,
 }
 
 impl EventStream {
@@ -39,14 +40,14 @@ impl EventStream {
         hub: Arc<Hub>,
         subscription: Option<Subscription>,
         opening: Bytes,
-        topics: Vec<Topic>,
+        selection: Arc<Selection>,
         replay_after: Option<EventId>,
     ) -> EventStream {
         EventStream {
             hub,
             subscription,
             opening: Some(opening),
-            replay: replay_after.map(|after| Replay { after, topics }),
+            replay: replay_after.map(|after| Replay { after, selection }),
             through: EventId::ZERO,
         }
     }
@@ -55,8 +56,8 @@ impl EventStream {
     fn replay_page(&mut self) -> Option<Bytes> {
         loop {
             let replay = self.replay.as_mut()?;
-            let topics = &replay.topics;
-            let filter = |e: &ssehub_core::Event| topics.iter().any(|t| e.has_topic(t.as_str()));
+            let selection = &replay.selection;
+            let filter = |e: &ssehub_core::Event| selection.selects(e);
             let page = match self.hub.store.read(replay.after, &filter, REPLAY_PAGE) {
                 Ok(page) => page,
                 Err(e) => {

@@ -12,6 +12,7 @@ use crate::form;
 use crate::http::error::ApiError;
 use crate::http::publish::parse_topic;
 use crate::hub::{Hub, SubscribeError};
+use crate::selection::Selection;
 use crate::stream::EventStream;
 
 /// The control event that tells a resuming client its replay is not complete.
@@ -141,11 +142,28 @@ fn decode(
 }
 
 fn open(hub: Arc<Hub>, request: Request) -> Result<Opened, ApiError> {
+    let selection = Arc::new(Selection::topics(request.topics));
+    open_selection(
+        hub,
+        selection,
+        request.last_event_id.as_deref(),
+        request.presence,
+    )
+}
+
+/// Opens a stream for any selection (the native API's topics, or Mercure selectors): the
+/// opening bytes, the replay from `last_event_id`, and the live subscription.
+pub fn open_selection(
+    hub: Arc<Hub>,
+    selection: Arc<Selection>,
+    last_event_id: Option<&str>,
+    presence: bool,
+) -> Result<Opened, ApiError> {
     let mut opening = b": ok\n".to_vec();
     let retry = hub.config.retry.as_millis() as u64;
     let jitter = fastrand::u64(0..=retry / 10);
     opening.extend_from_slice(format!("retry: {}\n\n", retry + jitter).as_bytes());
-    let replay_after = match &request.last_event_id {
+    let replay_after = match last_event_id {
         None => None,
         Some(id) => {
             let located = hub.store.locate(id).map_err(|e| ApiError::internal(&e))?;
@@ -156,12 +174,12 @@ fn open(hub: Arc<Hub>, request: Request) -> Result<Opened, ApiError> {
             }
         }
     };
-    let subscription = match hub.subscribe(request.topics.clone(), request.presence) {
+    let subscription = match hub.subscribe(selection.clone(), presence) {
         Ok(subscription) => Some(subscription),
         Err(SubscribeError::AllClosed) => {
             // The client may still be owed the events up to the closing one.
             let owed = replay_after
-                .map(|after| has_events_after(&hub, after, &request.topics))
+                .map(|after| has_events_after(&hub, after, &selection))
                 .transpose()?;
             if owed != Some(true) {
                 return Ok(Opened::NoContent);
@@ -179,7 +197,7 @@ fn open(hub: Arc<Hub>, request: Request) -> Result<Opened, ApiError> {
         hub.clone(),
         subscription,
         opening.into(),
-        request.topics,
+        selection,
         replay_after,
     )))
 }
@@ -199,8 +217,12 @@ fn reset(hub: &Hub, opening: &mut Vec<u8>, reason: &str, sent: &str) -> EventId 
     hub.store.floor()
 }
 
-fn has_events_after(hub: &Hub, mut after: EventId, topics: &[Topic]) -> Result<bool, ApiError> {
-    let filter = |e: &ssehub_core::Event| topics.iter().any(|t| e.has_topic(t.as_str()));
+fn has_events_after(
+    hub: &Hub,
+    mut after: EventId,
+    selection: &Selection,
+) -> Result<bool, ApiError> {
+    let filter = |e: &ssehub_core::Event| selection.selects(e);
     loop {
         let page = hub
             .store

@@ -18,7 +18,7 @@ async fn shutdown_ends_open_streams_and_returns() {
     hub.wait_subscribers("s", 2).await;
     hub.publish("s", "last words").await;
     let started = tokio::time::Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(10), hub.stop())
+    let result = tokio::time::timeout(Duration::from_secs(25), hub.stop())
         .await
         .expect("shutdown hung");
     assert!(result.is_ok(), "{result:?}");
@@ -40,7 +40,7 @@ async fn shutdown_ends_open_streams_and_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_is_ended_and_others_keep_receiving() {
     let hub = TestHub::with_config(Config {
-        subscriber_buffer: 64 * 1024,
+        subscriber_buffer: 512 * 1024,
         ..Config::default()
     })
     .await;
@@ -56,23 +56,22 @@ async fn a_slow_subscriber_is_ended_and_others_keep_receiving() {
         .unwrap();
     let mut healthy = hub.subscribe("/events/flood", &[]).await;
     hub.wait_subscribers("flood", 2).await;
-    let payload = "x".repeat(8 * 1024);
+    // 2000 x 4 KiB is more than the kernel buffers (4 MiB send, 4 KiB receive) and the
+    // outbox can hold for the stalled client; the healthy one may lag by 128 events.
+    let payload = "x".repeat(4 * 1024);
     let reader = tokio::spawn(async move {
         let mut n = 0;
         while n < 2000 {
             healthy.event().await;
             n += 1;
         }
-        n
+        (n, healthy)
     });
     for _ in 0..2000 {
         hub.publish("flood", &payload).await;
     }
-    assert_eq!(
-        reader.await.unwrap(),
-        2000,
-        "the healthy subscriber got everything"
-    );
+    let (received, _still_open) = reader.await.unwrap();
+    assert_eq!(received, 2000, "the healthy subscriber got everything");
     hub.wait_subscribers("flood", 1).await;
     let metrics = hub
         .http
