@@ -13,22 +13,24 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::Router;
 use bytes::{Buf, Bytes};
 use http_body::Body;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use hyper_util::service::TowerToHyperService;
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tower::ServiceExt;
 
 use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_HEADERS};
 use crate::hub::Hub;
@@ -58,9 +60,9 @@ pub async fn run(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((socket, _peer)) => {
+                Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let task = connection(socket, hub.clone(), router.clone(), graceful.watcher());
+                    let task = connection(socket, peer, hub.clone(), router.clone(), graceful.watcher());
                     let alive = alive.clone();
                     tokio::spawn(async move {
                         task.await;
@@ -93,13 +95,19 @@ pub async fn run(
     Ok(())
 }
 
-async fn connection(mut socket: TcpStream, hub: Arc<Hub>, router: Router, graceful: Watcher) {
+async fn connection(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    hub: Arc<Hub>,
+    router: Router,
+    graceful: Watcher,
+) {
     // Boxed so the timer lives only while the head is read, not in every stream's task.
     let head = match Box::pin(tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket))).await {
         Ok(Ok(head)) => head,
         Ok(Err(_)) | Err(_) => return,
     };
-    let answer = direct_stream(&hub, &head);
+    let answer = direct_stream(&hub, peer, &head);
     // What an idle stream's task holds is what is live across the await below: drop the
     // rest first.
     drop(hub);
@@ -117,7 +125,7 @@ async fn connection(mut socket: TcpStream, hub: Arc<Hub>, router: Router, gracef
         }
         None => {
             // Boxed: a hyper connection is large, and only non-stream requests need it.
-            Box::pin(serve_routed(socket, head, router, graceful)).await;
+            Box::pin(serve_routed(socket, peer, head, router, graceful)).await;
             Ok(())
         }
     };
@@ -127,15 +135,27 @@ async fn connection(mut socket: TcpStream, hub: Arc<Hub>, router: Router, gracef
 }
 
 /// Hands the connection, with the bytes already read, to hyper and the router.
-async fn serve_routed(socket: TcpStream, head: Vec<u8>, router: Router, graceful: Watcher) {
+async fn serve_routed(
+    socket: TcpStream,
+    peer: SocketAddr,
+    head: Vec<u8>,
+    router: Router,
+    graceful: Watcher,
+) {
     let io = TokioIo::new(Rewind {
         prefix: Bytes::from(head),
         inner: socket,
     });
+    // Handlers learn the client's address with `ConnectInfo<SocketAddr>`.
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
-        .serve_connection(io, TowerToHyperService::new(router));
+        .serve_connection(io, service);
     if let Err(e) = graceful.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
@@ -180,7 +200,7 @@ enum Answer {
 
 /// Some(answer) when `head` is a complete `GET /events...` request; None hands the
 /// connection to hyper.
-fn direct_stream(hub: &Arc<Hub>, head: &[u8]) -> Option<Answer> {
+fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Option<Answer> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(consumed) = request.parse(head).ok()? else {
@@ -223,7 +243,7 @@ fn direct_stream(hub: &Arc<Hub>, head: &[u8]) -> Option<Answer> {
     let origin = map.get("origin").and_then(|v| v.to_str().ok());
     let cors = stream_cors_headers(&hub.config.cors_origins, origin);
     Some(
-        match prepare_stream(hub, path_topic.as_deref(), query, &map) {
+        match prepare_stream(hub, peer, path_topic.as_deref(), query, &map) {
             Ok(Opened::Stream(body)) => {
                 let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
                 for (name, value) in STREAM_HEADERS {
@@ -420,7 +440,14 @@ mod tests {
             )),
         );
         let graceful = GracefulShutdown::new();
-        let future = connection(socket, hub.clone(), crate::router(hub), graceful.watcher());
+        let peer = socket.peer_addr().unwrap();
+        let future = connection(
+            socket,
+            peer,
+            hub.clone(),
+            crate::router(hub),
+            graceful.watcher(),
+        );
         let size = std::mem::size_of_val(&future);
         eprintln!(
             "connection future: {size} bytes; EventStream {} bytes",

@@ -1,9 +1,10 @@
 //! `GET /events` and `GET /events/{topic}`: open a subscriber stream.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ssehub_core::{encode_event, EventId, Frame, Locate, Topic};
@@ -41,19 +42,21 @@ pub const STREAM_HEADERS: [(&str, &str); 3] = [
 
 pub async fn events(
     State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    prepare(&hub, None, query.as_deref(), &headers).map(into_response)
+    prepare(&hub, peer, None, query.as_deref(), &headers).map(into_response)
 }
 
 pub async fn events_topic(
     State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(topic): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    prepare(&hub, Some(&topic), query.as_deref(), &headers).map(into_response)
+    prepare(&hub, peer, Some(&topic), query.as_deref(), &headers).map(into_response)
 }
 
 fn into_response(opened: Opened) -> Response {
@@ -75,10 +78,12 @@ fn into_response(opened: Opened) -> Response {
 /// direct stream path in `server.rs`, so both answer alike.
 pub fn prepare(
     hub: &Arc<Hub>,
+    peer: SocketAddr,
     path_topic: Option<&str>,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Opened, ApiError> {
+    let _ = peer; // for per-client limits and auth
     let request = decode(hub, path_topic, query, headers)?;
     open(hub.clone(), request)
 }
