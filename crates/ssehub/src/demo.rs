@@ -10,12 +10,15 @@ use tokio::time::{interval, sleep, MissedTickBehavior};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 
-fn publish(hub: &Hub, topic: &str, event: &str, data: String) {
+fn publish(hub: &Arc<Hub>, topic: &'static str, event: &str, data: String) {
     let mut new = NewEvent::new(vec![Topic::new(topic).expect("demo topic")], data);
     new.name = Some(EventName::new(event).expect("demo event name"));
-    if let Err(e) = hub.publish(new) {
-        tracing::warn!(error = %e, topic, "demo publish failed");
-    }
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        if let Err(e) = hub.publish(new).await {
+            tracing::warn!(error = %e, topic, "demo publish failed");
+        }
+    });
 }
 
 /// Starts every demo publisher; they stop when the set is dropped.

@@ -8,8 +8,10 @@
 //! push into its [`Outbox`].
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -26,9 +28,20 @@ pub const PRESENCE_EVENT: &str = "ssehub-presence";
 
 type SubscriberId = u64;
 
+/// A cluster engine: the shared log every node publishes to and reads from.
+pub trait Engine: Send + Sync + 'static {
+    /// Appends `new` to the shared log and resolves once this node has delivered it
+    /// (through [`Hub::deliver`]); `StoreError::Unavailable` when the log cannot be reached.
+    fn publish(
+        &self,
+        new: NewEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<Published, StoreError>> + Send + '_>>;
+}
+
 pub struct Hub {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    engine: OnceLock<Arc<dyn Engine>>,
     pub metrics: Metrics,
     state: Mutex<State>,
     next_subscriber: AtomicU64,
@@ -137,6 +150,7 @@ impl Hub {
         Arc::new(Hub {
             config,
             store,
+            engine: OnceLock::new(),
             metrics: Metrics::default(),
             state: Mutex::new(State::default()),
             next_subscriber: AtomicU64::new(1),
@@ -148,24 +162,59 @@ impl Hub {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends `new` to the store and queues it for every subscriber of its topics, once per
-    /// subscriber. A closing event ends the streams of subscribers whose topics are now all
-    /// closed. Does not wait for durability: see [`Hub::wait_durable`].
-    pub fn publish(&self, new: NewEvent) -> Result<Published, StoreError> {
+    /// Publishes `new`: gives it an id, queues it for every subscriber of its topics (once
+    /// per subscriber) and waits until the store has made it durable. A closing event ends
+    /// the streams of subscribers whose topics are now all closed. With a cluster engine the
+    /// engine assigns the id and the event comes back through [`Hub::deliver`].
+    pub async fn publish(self: &Arc<Self>, new: NewEvent) -> Result<Published, StoreError> {
+        if let Some(engine) = self.engine.get() {
+            return engine.publish(new).await;
+        }
+        let published = {
+            let mut state = self.lock();
+            let event = self.store.append(new)?;
+            let delivered = self.fan_out(&mut state, &event);
+            Published {
+                id: event.wire_id(),
+                delivered,
+                event,
+            }
+        };
+        self.wait_durable(&published.event).await?;
+        Ok(published)
+    }
+
+    /// Fans out an event whose id was given elsewhere (a cluster engine's shared log), after
+    /// `record` has stored it in the local history — both under the hub's lock, so the
+    /// replay/live seam stays exact. Returns the subscribers it was queued for.
+    pub fn deliver(&self, event: &Arc<Event>, record: impl FnOnce(&Arc<Event>)) -> u64 {
+        let mut state = self.lock();
+        record(event);
+        self.fan_out(&mut state, event)
+    }
+
+    /// Makes `engine` the source of ids and the path of every publish (cluster mode). Set
+    /// once, before serving.
+    pub fn set_engine(&self, engine: Arc<dyn Engine>) {
+        if self.engine.set(engine).is_err() {
+            tracing::warn!("a cluster engine was already set; keeping the first");
+        }
+    }
+
+    /// Queues `event` for its subscribers; the caller holds the state lock.
+    fn fan_out(&self, state: &mut MutexGuard<'_, State>, event: &Arc<Event>) -> u64 {
         let mut overflowed: Vec<(SubscriberId, Topic)> = Vec::new();
         let mut delivered = 0;
-        let mut state = self.lock();
-        let event = self.store.append(new)?;
         let wire_id = event.wire_id();
         for topic in &event.topics {
             let entry = state.topics.entry(topic.clone()).or_default();
             entry.last_id = Some(wire_id.clone());
             entry.closed = event.close;
             for sub in entry.subscribers.values() {
-                if event.private && !sub.selection.may_see(&event) {
+                if event.private && !sub.selection.may_see(event) {
                     continue;
                 }
-                match sub.outbox.push_event(&event) {
+                match sub.outbox.push_event(event) {
                     Ok(true) => delivered += 1,
                     Ok(false) => {}
                     Err(_) => overflowed.push((sub.id, topic.clone())),
@@ -173,8 +222,8 @@ impl Hub {
             }
         }
         for sub in state.pattern_subscribers.values() {
-            if sub.selection.selects(&event) {
-                match sub.outbox.push_event(&event) {
+            if sub.selection.selects(event) {
+                match sub.outbox.push_event(event) {
                     Ok(true) => delivered += 1,
                     Ok(false) => {}
                     Err(_) => overflowed.push((sub.id, event.topics[0].clone())),
@@ -182,27 +231,21 @@ impl Hub {
             }
         }
         if event.close {
-            let state = &*state;
+            let state = &**state;
             for topic in &event.topics {
                 for sub in state.topics[topic].subscribers.values() {
-                    if sub.selection.patterns.is_empty() && Self::all_closed(state, &sub.selection)
-                    {
+                    if Self::all_closed(state, &sub.selection) {
                         sub.outbox.close(CloseReason::TopicsClosed);
                     }
                 }
             }
         }
-        drop(state);
         Metrics::add(&self.metrics.events_published, 1);
         Metrics::add(&self.metrics.deliveries, delivered);
         for (subscriber, topic) in overflowed {
             self.count_overflow(subscriber, &topic);
         }
-        Ok(Published {
-            id: wire_id,
-            delivered,
-            event,
-        })
+        delivered
     }
 
     fn all_closed(state: &State, selection: &Selection) -> bool {
@@ -214,7 +257,7 @@ impl Hub {
     }
 
     /// Waits, off the async runtime, until the store has made `event` durable.
-    pub async fn wait_durable(self: &Arc<Self>, event: &Event) -> Result<(), StoreError> {
+    async fn wait_durable(self: &Arc<Self>, event: &Event) -> Result<(), StoreError> {
         let hub = self.clone();
         let id = event.id;
         tokio::task::spawn_blocking(move || hub.store.wait_durable(id))

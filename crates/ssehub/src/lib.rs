@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 
 pub use config::{Config, CorsOrigins};
 pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
-pub use hub::{Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
+pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
 pub use metrics::Metrics;
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
 

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use bytes::Bytes;
 use serde_json::Value;
-use ssehub_core::{EventName, NewEvent, Topic, WireId};
+use ssehub_core::{EventName, NewEvent, StoreError, Topic, WireId};
 
 use crate::form;
 use crate::http::error::ApiError;
@@ -51,10 +51,13 @@ pub async fn close_topic(
 }
 
 async fn publish_event(hub: &Arc<Hub>, new: NewEvent) -> Result<Json<Published>, ApiError> {
-    let published = hub.publish(new).map_err(|e| ApiError::internal(&e))?;
-    hub.wait_durable(&published.event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let published = hub.publish(new).await.map_err(|e| match e {
+        StoreError::Unavailable(why) => {
+            tracing::warn!(%why, "publish refused: store unavailable");
+            ApiError::unavailable("the event store is unavailable; nothing was published", 1)
+        }
+        other => ApiError::internal(&other),
+    })?;
     Ok(Json(published))
 }
 
