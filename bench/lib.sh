@@ -27,6 +27,10 @@ start_peer() {
   local peer=$1 port=$2 dir="$RUN_DIR/$1"
   rm -rf "$dir" && mkdir -p "$dir"
   PEER_STOP=""
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    log "port $port is already in use by something else; not starting $peer"
+    return 1
+  fi
   case "$peer" in
     ssehub)
       # shellcheck disable=SC2086 # SSEHUB_ARGS is a word list on purpose
@@ -71,6 +75,11 @@ start_peer() {
     return 1
   fi
   sleep 1 # let it finish starting (and its RSS settle) before the baseline sample
+  if ! kill -0 "$PEER_PID" 2>/dev/null; then
+    log "$peer exited after start (port $port taken by something else?); see $dir"
+    stop_peer
+    return 1
+  fi
   log "$peer up on 127.0.0.1:$port (pid $PEER_PID)"
 }
 

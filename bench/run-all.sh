@@ -56,11 +56,12 @@ scenario() {
   esac
 }
 
+# Ports away from the usual 8080/18080 a colleague may be using.
 peer_port() {
   case "$1" in
-    ssehub) echo 18080 ;; bare) echo 18090 ;; bare-per-event) echo 18095 ;;
-    node-express) echo 18100 ;; better-sse) echo 18110 ;; nchan) echo 18120 ;; pushpin) echo 18130 ;;
-    *) echo 18200 ;;
+    ssehub) echo 27080 ;; bare) echo 27090 ;; bare-per-event) echo 27095 ;;
+    node-express) echo 27100 ;; better-sse) echo 27110 ;; nchan) echo 27120 ;; pushpin) echo 27130 ;;
+    *) echo 27200 ;;
   esac
 }
 
@@ -73,19 +74,34 @@ next_src() {
   echo "127.$((k + 20)).0.2"
 }
 
-{
-  echo "# run $(date -u +%FT%TZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
-  echo "# peers: $PEERS"
-  echo "# scenarios: $SCENARIOS, repeat $REPEAT"
-  echo "# ssehub $(cd "$REPO" && git rev-parse --short HEAD)"
-} >"$OUT/run.txt"
-
 [[ -x $GEN ]] || { log "build the generator first: cargo build --release -p ssehub-bench"; exit 1; }
 for peer in $PEERS; do
   if [[ $peer == ssehub && ! -x $SSEHUB ]]; then
     log "build the hub first: cargo build --release -p ssehub-cli"; exit 1
   fi
 done
+# Run private copies, so a colleague rebuilding target/release mid-run changes nothing here.
+mkdir -p "$RUN_DIR/bin"
+cp "$GEN" "$RUN_DIR/bin/ssehub-bench"
+GEN="$RUN_DIR/bin/ssehub-bench"
+if [[ -x $SSEHUB ]]; then cp "$SSEHUB" "$RUN_DIR/bin/ssehub"; SSEHUB="$RUN_DIR/bin/ssehub"; fi
+
+# Busy cores of the whole machine over one second (what else is running: the noise).
+busy_now() {
+  local a b
+  a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $5+$6}' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); printf "%.2f", (y[1]-x[1])/100}'
+}
+
+{
+  echo "# run $(date -u +%FT%TZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
+  echo "# peers: $PEERS"
+  echo "# scenarios: $SCENARIOS, repeat $REPEAT"
+  echo "# repo $(cd "$REPO" && git rev-parse --short HEAD); ssehub binary sha256 $(sha256sum "$SSEHUB" 2>/dev/null | cut -c1-12) built $(date -u -r "$SSEHUB" +%FT%TZ 2>/dev/null)"
+  echo "# versions: $(node --version 2>/dev/null) $(nginx -v 2>&1 | tr -d '\n') pushpin $(pushpin --version 2>/dev/null | tail -1)"
+} >"$OUT/run.txt"
 
 for sc in $SCENARIOS; do
   scenario "$sc"
@@ -103,7 +119,7 @@ for sc in $SCENARIOS; do
       src=$(next_src)
       json="$OUT/$peer.$sc.$rep.json"
       cmd=("$GEN" "$SC_MODE" "${SC_ARGS[@]}" "${PEER_ARGS[@]}" --src-base "$src" --json "$json")
-      echo "$peer $sc $rep: ${cmd[*]}" >>"$OUT/run.txt"
+      echo "$peer $sc $rep (machine busy before: $(busy_now) cores): ${cmd[*]}" >>"$OUT/run.txt"
       log "$peer / $sc / run $rep"
       if ! timeout 900 "${cmd[@]}" >/dev/null 2>"$OUT/$peer.$sc.$rep.log"; then
         log "$peer / $sc failed; see $OUT/$peer.$sc.$rep.log"

@@ -46,8 +46,59 @@ pub fn topic_name(prefix: &str, i: u64) -> String {
     format!("{prefix}{i}")
 }
 
-pub fn src_addr(base: Option<Ipv4Addr>, per_addr: u64, global: u64) -> Option<Ipv4Addr> {
-    base.map(|b| Ipv4Addr::from(u32::from(b).wrapping_add((global / per_addr.max(1)) as u32)))
+/// First explicit source port; connection i of an address uses `PORT_BASE + i` on its first
+/// connect and `PORT_BASE + per_addr + i` on the next (so an immediate reconnect does not meet
+/// its own TIME_WAIT), alternating.
+pub const PORT_BASE: u64 = 10_000;
+/// Most connections per source address with explicit ports (`PORT_BASE + 2 × per_addr` ≤ 65,535).
+pub const MAX_PER_ADDR: u64 = 27_000;
+
+/// Source address and port of global connection `global` on its `attempt`-th connect.
+pub fn src_addr(
+    base: Option<Ipv4Addr>,
+    per_addr: u64,
+    global: u64,
+    attempt: u64,
+) -> Option<(Ipv4Addr, u16)> {
+    let per = per_addr.clamp(1, MAX_PER_ADDR);
+    base.map(|b| {
+        let ip = Ipv4Addr::from(u32::from(b).wrapping_add((global / per) as u32));
+        (ip, (PORT_BASE + (attempt % 2) * per + global % per) as u16)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_and_ports() {
+        let b = Some(Ipv4Addr::new(127, 5, 0, 2));
+        assert_eq!(
+            src_addr(b, 100, 0, 0),
+            Some((Ipv4Addr::new(127, 5, 0, 2), 10_000))
+        );
+        assert_eq!(
+            src_addr(b, 100, 99, 0),
+            Some((Ipv4Addr::new(127, 5, 0, 2), 10_099))
+        );
+        assert_eq!(
+            src_addr(b, 100, 100, 0),
+            Some((Ipv4Addr::new(127, 5, 0, 3), 10_000))
+        );
+        assert_eq!(
+            src_addr(b, 100, 100, 1),
+            Some((Ipv4Addr::new(127, 5, 0, 3), 10_100))
+        );
+        assert_eq!(
+            src_addr(b, 100, 100, 2),
+            Some((Ipv4Addr::new(127, 5, 0, 3), 10_000))
+        );
+        let (_, top) =
+            src_addr(b, 1_000_000, MAX_PER_ADDR - 1, 1).unwrap_or((Ipv4Addr::LOCALHOST, 0));
+        assert_eq!(u64::from(top), PORT_BASE + 2 * MAX_PER_ADDR - 1);
+        assert_eq!(src_addr(None, 100, 5, 0), None);
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -111,6 +162,8 @@ struct Engine {
     conns: Vec<RefCell<ConnState>>,
     handles: RefCell<Vec<Option<JoinHandle<()>>>>,
     stats: RefCell<Stats>,
+    /// How many times `open_all` ran before the current one (0 = first connect).
+    attempt: std::cell::Cell<u64>,
 }
 
 const MAX_SEQ: u64 = 50_000_000;
@@ -164,7 +217,8 @@ impl Engine {
         headers.extend(self.cfg.headers.iter().cloned());
         let req = build_request("GET", &self.url, &path, &headers, None, b"");
         let ct = Duration::from_millis(self.cfg.connect_timeout_ms);
-        let src = src_addr(self.cfg.src_base, self.cfg.per_addr, global);
+        let attempt = self.attempt.get();
+        let src = src_addr(self.cfg.src_base, self.cfg.per_addr, global, attempt);
         let mut buf = vec![0u8; self.cfg.read_buf];
         let (mut stream, head, body_start) = tokio::time::timeout(ct, async {
             let mut s = connect_from(src, self.url.addr)
@@ -428,6 +482,7 @@ async fn child_main() -> Result<(), String> {
         url,
         conns,
         stats: RefCell::new(Stats::default()),
+        attempt: std::cell::Cell::new(0),
     });
     let ramp = eng.cfg.ramp;
     emit(&eng.open_all(ramp, false).await);
@@ -480,6 +535,7 @@ async fn child_main() -> Result<(), String> {
                 emit(&json!({"ev": "dropped", "at_us": now_us()}));
             }
             "reconnect" => {
+                eng.attempt.set(eng.attempt.get() + 1);
                 let r = eng.open_all(0.0, true).await;
                 emit(&r);
             }

@@ -50,15 +50,23 @@ impl Url {
     }
 }
 
-/// Open a TCP connection from `src` (port chosen by the kernel) to `dst`.
-pub async fn connect_from(src: Option<Ipv4Addr>, dst: SocketAddr) -> io::Result<TcpStream> {
-    let sock = match dst {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+/// Open a TCP connection from `src` to `dst`. Source port 0 lets the kernel choose; an explicit
+/// port avoids the kernel's search for a free one, which grows with every socket already bound
+/// to the address (O(n²) over a ramp of ten thousand connections). If the explicit port is
+/// taken, the kernel chooses.
+pub async fn connect_from(src: Option<(Ipv4Addr, u16)>, dst: SocketAddr) -> io::Result<TcpStream> {
+    let new_sock = || match dst {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
     };
-    if let (Some(src), SocketAddr::V4(_)) = (src, dst) {
+    let mut sock = new_sock()?;
+    if let (Some((ip, port)), SocketAddr::V4(_)) = (src, dst) {
         sock.set_reuseaddr(true)?;
-        sock.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+        if sock.bind(SocketAddr::new(IpAddr::V4(ip), port)).is_err() {
+            sock = new_sock()?;
+            sock.set_reuseaddr(true)?;
+            sock.bind(SocketAddr::new(IpAddr::V4(ip), 0))?;
+        }
     }
     let s = sock.connect(dst).await?;
     s.set_nodelay(true)?;
@@ -127,14 +135,14 @@ pub fn parse_head(head: &[u8]) -> Result<Head, String> {
 /// A keep-alive connection for request/response exchanges (publishing).
 pub struct HttpConn {
     url: Url,
-    src: Option<Ipv4Addr>,
+    src: Option<(Ipv4Addr, u16)>,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
     pub reconnects: u64,
 }
 
 impl HttpConn {
-    pub fn new(url: Url, src: Option<Ipv4Addr>) -> Self {
+    pub fn new(url: Url, src: Option<(Ipv4Addr, u16)>) -> Self {
         HttpConn {
             url,
             src,

@@ -114,7 +114,8 @@ pub struct Opts {
     /// First source address for subscribers; "none" lets the kernel choose.
     #[arg(long, default_value = "127.0.0.2")]
     pub src_base: String,
-    /// Connections per source address before moving to the next one.
+    /// Connections per source address before moving to the next one (at most 27,000: each
+    /// gets explicit source ports from 10,000 up).
     #[arg(long, default_value_t = 20_000)]
     pub per_addr: u64,
     /// New subscriber connections per second (over all processes); 0 = all at once.
