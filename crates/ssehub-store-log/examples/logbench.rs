@@ -1,0 +1,207 @@
+//! Measures the log store: publish throughput (append + `wait_durable`) under each sync mode
+//! with 1, 64 and 256 concurrent publishers (and a few batch settings), raw append throughput, replay of 100k events in
+//! pages of 1000, and the time to reopen a store holding 1M events.
+//!
+//! `cargo run --release -p ssehub-store-log --example logbench [-- --quick] [--dir D]`
+//! Each publish figure runs for about a second. Events carry one topic and 100 bytes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ssehub_core::{NewEvent, Retention, Store, Topic};
+use ssehub_store_log::{LogOptions, LogStore, SyncMode};
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+fn options(sync: SyncMode) -> LogOptions {
+    LogOptions {
+        sync,
+        ..LogOptions::new(Retention {
+            max_events: None,
+            max_age: None,
+            max_bytes: None,
+        })
+    }
+}
+
+fn event(n: u64) -> NewEvent {
+    let topic = vec![Topic::new("bench/topic").expect("topic")];
+    NewEvent::new(topic, format!("{n:0>100}"))
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(base: &Path, name: &str) -> Scratch {
+        let p = base.join(name);
+        let _ = std::fs::remove_dir_all(&p);
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `publishers` threads each append and wait for durability, for about `run`.
+fn publish(base: &Path, sync: SyncMode, publishers: usize, run: Duration) -> f64 {
+    let dir = Scratch::new(base, "publish");
+    let store = LogStore::open(&dir.0, options(sync)).expect("open");
+    let count = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..publishers {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let n = count.fetch_add(1, Ordering::Relaxed);
+                    let e = store.append(event(n)).expect("append");
+                    store.wait_durable(e.id).expect("durable");
+                }
+            });
+        }
+        std::thread::sleep(run);
+        stop.store(true, Ordering::Relaxed);
+    });
+    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One thread appends `n` events without waiting, then waits once for the last.
+fn append_only(base: &Path, sync: SyncMode, n: u64) -> f64 {
+    let dir = Scratch::new(base, "append");
+    let store = LogStore::open(&dir.0, options(sync)).expect("open");
+    let started = Instant::now();
+    let mut last = None;
+    for i in 0..n {
+        last = Some(store.append(event(i)).expect("append").id);
+    }
+    store
+        .wait_durable(last.expect("appended"))
+        .expect("durable");
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn fill(dir: &Path, n: u64) {
+    let store = LogStore::open(dir, options(SyncMode::Never)).expect("open");
+    for i in 0..n {
+        store.append(event(i)).expect("append");
+    }
+}
+
+/// Reads every event in pages of 1000; returns (events, seconds, bytes of SSE).
+fn replay(store: &LogStore) -> (u64, f64, u64) {
+    let started = Instant::now();
+    let (mut events, mut bytes) = (0, 0);
+    let mut after = store.floor();
+    loop {
+        let page = store.read(after, &|_| true, 1000).expect("read");
+        events += page.events.len() as u64;
+        bytes += page
+            .events
+            .iter()
+            .map(|e| e.encoded.len() as u64)
+            .sum::<u64>();
+        after = page.through;
+        if page.at_head {
+            break;
+        }
+    }
+    (events, started.elapsed().as_secs_f64(), bytes)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let base = args
+        .iter()
+        .position(|a| a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || std::env::temp_dir().join("ssehub-logbench"),
+            PathBuf::from,
+        );
+    std::fs::create_dir_all(&base).expect("bench dir");
+    let run = if quick {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(1)
+    };
+    let batch = SyncMode::default();
+    let modes = [
+        ("always", SyncMode::Always),
+        ("batch", batch),
+        ("never", SyncMode::Never),
+    ];
+    say(&format!(
+        "log store bench in {} (batch = {batch:?})",
+        base.display()
+    ));
+
+    say("publish: append + wait_durable per event, events/s");
+    for (name, sync) in modes {
+        for publishers in [1, 64, 256] {
+            let rate = publish(&base, sync, publishers, run);
+            say(&format!(
+                "  sync={name:<6} publishers={publishers:<3} {rate:>10.0} events/s"
+            ));
+        }
+    }
+    say("publish under batch settings other than the default, events/s");
+    for (ms, max_events) in [(0, 1024), (1, 64), (5, 1024)] {
+        let sync = SyncMode::Batch {
+            max_delay: Duration::from_millis(ms),
+            max_events,
+        };
+        for publishers in [1, 64, 256] {
+            let rate = publish(&base, sync, publishers, run);
+            say(&format!(
+                "  max_delay={ms}ms max_events={max_events:<4} publishers={publishers:<3} {rate:>10.0} events/s"
+            ));
+        }
+    }
+
+    let n = if quick { 50_000 } else { 200_000 };
+    say(&format!(
+        "append only: one thread, {n} appends, one wait_durable at the end"
+    ));
+    for (name, sync) in modes {
+        let rate = append_only(&base, sync, n);
+        say(&format!("  sync={name:<6} {rate:>10.0} events/s"));
+    }
+
+    let dir = Scratch::new(&base, "replay");
+    fill(&dir.0, 100_000);
+    let store = LogStore::open(&dir.0, options(SyncMode::Never)).expect("open");
+    for round in ["first", "second"] {
+        let (events, secs, bytes) = replay(&store);
+        say(&format!(
+            "replay ({round}): {events} events, {:.1} ms, {:.0} events/s, {:.1} MB of SSE",
+            secs * 1e3,
+            events as f64 / secs,
+            bytes as f64 / 1e6
+        ));
+    }
+    drop(store);
+    drop(dir);
+
+    let n = if quick { 200_000 } else { 1_000_000 };
+    let dir = Scratch::new(&base, "restart");
+    fill(&dir.0, n);
+    let started = Instant::now();
+    let store = LogStore::open(&dir.0, options(SyncMode::Never)).expect("open");
+    let secs = started.elapsed().as_secs_f64();
+    say(&format!(
+        "restart: open with {} events retained ({:.0} MB on disk, {} segments): {:.0} ms",
+        store.stats().events,
+        store.disk_bytes() as f64 / 1e6,
+        store.segment_count(),
+        secs * 1e3
+    ));
+}

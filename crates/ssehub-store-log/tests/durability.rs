@@ -1,0 +1,106 @@
+//! What `wait_durable` waits for under each sync mode: batch fsyncs when `max_events`
+//! appends wait or `max_delay` has passed, always fsyncs at once, never returns at once.
+
+mod common;
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{append, no_retention, open, options, read_all, TempDir};
+use ssehub_core::{EventId, Store};
+use ssehub_store_log::SyncMode;
+
+#[test]
+fn batch_fsyncs_when_max_events_are_waiting() {
+    let dir = TempDir::new("batch-events");
+    let sync = SyncMode::Batch {
+        max_delay: Duration::from_secs(3600),
+        max_events: 4,
+    };
+    let store = open(dir.path(), options(no_retention(), sync, 1 << 20));
+    let ids: Vec<EventId> = (0..3).map(|i| append(&store, &i.to_string())).collect();
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            store.wait_durable(ids[2]).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "no fsync before the batch is full"
+        );
+        append(&store, "fourth");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the fourth append completes the batch");
+    });
+}
+
+#[test]
+fn batch_fsyncs_after_max_delay() {
+    let dir = TempDir::new("batch-delay");
+    let sync = SyncMode::Batch {
+        max_delay: Duration::from_millis(80),
+        max_events: 1_000_000,
+    };
+    let store = open(dir.path(), options(no_retention(), sync, 1 << 20));
+    let started = Instant::now();
+    let id = append(&store, "one");
+    store.wait_durable(id).unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(75),
+        "waited {:?}",
+        started.elapsed()
+    );
+    // Already durable: returns at once.
+    let again = Instant::now();
+    store.wait_durable(id).unwrap();
+    assert!(again.elapsed() < Duration::from_millis(75));
+}
+
+#[test]
+fn concurrent_publishers_share_fsyncs_under_every_mode() {
+    for sync in [
+        SyncMode::Always,
+        SyncMode::Batch {
+            max_delay: Duration::from_millis(2),
+            max_events: 64,
+        },
+        SyncMode::Never,
+    ] {
+        let dir = TempDir::new("concurrent");
+        let store = open(dir.path(), options(no_retention(), sync, 16 << 10));
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let store = &store;
+                s.spawn(move || {
+                    let mut last = EventId::ZERO;
+                    for i in 0..100 {
+                        let id = append(store, &format!("{t}-{i}"));
+                        assert!(id > last);
+                        store.wait_durable(id).unwrap();
+                        last = id;
+                    }
+                });
+            }
+        });
+        let all = read_all(&store, 1000);
+        assert_eq!(all.len(), 800, "{sync:?}");
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+        store.sync().unwrap();
+    }
+}
+
+#[test]
+fn waiting_for_an_id_not_yet_appended_does_not_hang() {
+    let dir = TempDir::new("future-wait");
+    let sync = SyncMode::Batch {
+        max_delay: Duration::from_millis(1),
+        max_events: 8,
+    };
+    let store = open(dir.path(), options(no_retention(), sync, 1 << 20));
+    store.wait_durable(EventId::new(u64::MAX, 0)).unwrap();
+    let id = append(&store, "x");
+    store
+        .wait_durable(EventId::new(id.ms + 1_000_000, 0))
+        .unwrap();
+}
