@@ -60,7 +60,7 @@ pub struct Layer {
     /// Seconds shutdown waits for streams to end [default: 5]
     #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
-    /// Redis URL for cluster mode (not available yet)
+    /// Redis URL: join the cluster of hubs sharing this Redis
     #[arg(long, env = "SSEHUB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
 }
@@ -68,8 +68,17 @@ pub struct Layer {
 /// Where history lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreChoice {
-    Memory { history: u64 },
-    Log { dir: PathBuf },
+    Memory {
+        history: u64,
+    },
+    /// Cluster mode: the history is a Redis stream shared by every node.
+    Redis {
+        url: String,
+        history: u64,
+    },
+    Log {
+        dir: PathBuf,
+    },
 }
 
 /// Everything `serve` needs, validated.
@@ -122,9 +131,6 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
     let listen: SocketAddr = listen_text.parse().with_context(|| {
         format!("listen: {listen_text:?} is not an ADDRESS:PORT such as 127.0.0.1:8080")
     })?;
-    if layer.redis_url.is_some_and(|u| !u.is_empty()) {
-        bail!("redis_url: cluster mode is not available in this version of ssehub");
-    }
     let cors_text = layer.cors_origins.unwrap_or_default();
     let cors_origins = match cors_text.trim() {
         "" => CorsOrigins::None,
@@ -147,7 +153,16 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         }
     };
     let history = positive(layer.history, "history")?;
-    let store = if required(layer.memory, "memory")? {
+    let redis_url = layer.redis_url.filter(|u| !u.is_empty());
+    let store = if let Some(url) = redis_url {
+        if !(url.starts_with("redis://")
+            || url.starts_with("rediss://")
+            || url.starts_with("unix://"))
+        {
+            bail!("redis_url: {url:?} is not a redis:// URL");
+        }
+        StoreChoice::Redis { url, history }
+    } else if required(layer.memory, "memory")? {
         StoreChoice::Memory { history }
     } else {
         StoreChoice::Log {

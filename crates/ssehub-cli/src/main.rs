@@ -15,6 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ssehub::Hub;
 use ssehub_core::{MemoryStore, Retention, Store};
+use ssehub_store_redis::{RedisEngine, RedisOptions};
 use tokio::net::TcpListener;
 
 use crate::config::{Layer, Settings, StoreChoice};
@@ -78,8 +79,10 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn install_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSEHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
@@ -101,20 +104,34 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(run(settings))
 }
 
-fn open_store(choice: &StoreChoice) -> anyhow::Result<Arc<dyn Store>> {
+/// The history, and the cluster engine when the hub joins a cluster.
+type Opened = (Arc<dyn Store>, Option<Arc<RedisEngine>>);
+
+async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
     match choice {
-        StoreChoice::Memory { history } => {
-            Ok(Arc::new(MemoryStore::new(Retention::events(*history))))
+        StoreChoice::Memory { history } => Ok((
+            Arc::new(MemoryStore::new(Retention::events(*history))),
+            None,
+        )),
+        StoreChoice::Redis { url, history } => {
+            let options = RedisOptions {
+                max_events: *history,
+                ..RedisOptions::new(url)
+            };
+            let engine = RedisEngine::connect(options)
+                .await
+                .with_context(|| format!("redis_url: cannot join the cluster at {url}"))?;
+            Ok((engine.mirror(), Some(engine)))
         }
         StoreChoice::Log { dir } => {
             tracing::warn!(dir = %dir.display(), "the durable log store is not built yet; keeping history in memory");
-            Ok(Arc::new(MemoryStore::new(Retention::events(10_000))))
+            Ok((Arc::new(MemoryStore::new(Retention::events(10_000))), None))
         }
     }
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings.store)?;
+    let (store, engine) = open_store(&settings.store).await?;
     let listener = TcpListener::bind(settings.hub.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.hub.listen))?;
@@ -123,6 +140,10 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     println!("listening on http://{addr}");
     tracing::info!(%addr, store = ?settings.store, "ssehub started");
     let hub = Hub::new(settings.hub, store);
+    if let Some(engine) = engine {
+        hub.set_engine(engine.clone());
+        tokio::spawn(engine.run(hub.clone()));
+    }
     ssehub::serve(listener, hub, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

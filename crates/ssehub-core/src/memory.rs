@@ -48,6 +48,18 @@ impl MemoryStore {
         }
     }
 
+    /// An empty store for a mirror of a shared log: every event after `floor` will be
+    /// [`inserted`](MemoryStore::insert), so replays from an id at or past it are complete.
+    pub fn mirror(retention: Retention, floor: EventId) -> MemoryStore {
+        let store = MemoryStore::new(retention);
+        {
+            let mut inner = store.inner.write().unwrap_or_else(|e| e.into_inner());
+            inner.floor = floor;
+            inner.last = floor;
+        }
+        store
+    }
+
     fn trim(&self, inner: &mut Inner, now: u64) {
         let r = &self.retention;
         let age_floor = r
@@ -69,6 +81,23 @@ impl MemoryStore {
             }
             inner.floor = gone.id;
         }
+    }
+
+    /// Adds an event whose id was given elsewhere (a cluster's shared log). Events must come
+    /// in id order; one at or before the newest is ignored. Returns whether it was added.
+    pub fn insert(&self, event: Arc<Event>) -> bool {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if event.id <= inner.last {
+            return false;
+        }
+        inner.last = event.id;
+        inner.bytes += event.encoded.len() as u64;
+        if let Some(custom) = &event.custom_id {
+            inner.custom.insert(custom.as_str().into(), event.id);
+        }
+        inner.events.push_back(event);
+        self.trim(&mut inner, now_ms());
+        true
     }
 
     /// Index of the first retained event with an id greater than `after`.

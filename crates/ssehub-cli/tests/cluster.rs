@@ -1,0 +1,392 @@
+//! Cluster: several `ssehub` processes sharing a `redis-server` the test starts itself.
+//! Each fault of the cluster issue is played with real processes: kill -9 of a node, Redis
+//! stopped and restarted, Redis paused, a node started late.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ssehub_core::{ParsedEvent, Parser, ParserItem};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+const WAIT: Duration = Duration::from_secs(10);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ssehub-cluster-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `redis-server` of the test's own, with append-only persistence in a temporary dir.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let redis = Redis {
+            child: None,
+            port: free_port(),
+            dir: temp_dir("redis"),
+        };
+        redis.spawn().await
+    }
+
+    async fn spawn(mut self) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .arg("--appendfsync")
+            .arg("always")
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install it with `apt-get install -y redis-server`")
+            });
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().unwrap();
+        std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An `ssehub serve --redis-url` process.
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Node {
+    async fn start(redis: &Redis, extra: &[&str]) -> Node {
+        let mut child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--redis-url",
+                &redis.url(),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let url = line.strip_prefix("listening on ").unwrap().to_owned();
+        Node { child, url }
+    }
+
+    async fn publish(&self, topic: &str, data: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/publish", self.url))
+            .json(&serde_json::json!({"topic": topic, "data": data}))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn publish_ok(&self, topic: &str, data: &str) -> String {
+        let response = self.publish(topic, data).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn subscribe(&self, topic: &str, last_event_id: Option<&str>) -> Sse {
+        let mut request = reqwest::Client::new().get(format!("{}/events/{topic}", self.url));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        Sse {
+            body: response.bytes_stream().boxed(),
+            parser: Parser::new(),
+            items: Default::default(),
+        }
+    }
+
+    async fn subscribers(&self, topic: &str) -> u64 {
+        let info: serde_json::Value = reqwest::get(format!("{}/topics/{topic}", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        info["subscribers"].as_u64().unwrap()
+    }
+
+    async fn wait_subscribers(&self, topic: &str, n: u64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.subscribers(topic).await != n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {n} subscribers on {}",
+                self.url
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+struct Sse {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    parser: Parser,
+    items: std::collections::VecDeque<ParserItem>,
+}
+
+impl Sse {
+    /// The next item; `None` when the stream ended or broke.
+    async fn item(&mut self) -> Option<ParserItem> {
+        loop {
+            if let Some(item) = self.items.pop_front() {
+                return Some(item);
+            }
+            match tokio::time::timeout(WAIT, self.body.next())
+                .await
+                .expect("stream stalled")
+            {
+                Some(Ok(chunk)) => {
+                    let mut out = Vec::new();
+                    self.parser.feed(&chunk, &mut out);
+                    self.items.extend(out);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    async fn event(&mut self) -> Option<ParsedEvent> {
+        loop {
+            match self.item().await? {
+                ParserItem::Event(e) => return Some(e),
+                _ => continue,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_any_node_reaches_every_node_once_in_one_order() {
+    let redis = Redis::start().await;
+    let nodes = [
+        Node::start(&redis, &[]).await,
+        Node::start(&redis, &[]).await,
+        Node::start(&redis, &[]).await,
+    ];
+    let mut subs = Vec::new();
+    for node in &nodes {
+        subs.push(node.subscribe("news", None).await);
+        node.wait_subscribers("news", 1).await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(nodes[i % 3].publish_ok("news", &i.to_string()).await);
+    }
+    for sub in &mut subs {
+        for (i, id) in ids.iter().enumerate() {
+            let e = sub.event().await.unwrap();
+            assert_eq!(
+                (e.data.as_str(), e.id.as_str()),
+                (i.to_string().as_str(), id.as_str())
+            );
+        }
+    }
+    // The publish answer counts the accepting node's subscribers.
+    let body: serde_json::Value = nodes[0].publish("news", "x").await.json().await.unwrap();
+    assert_eq!(body["delivered"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicate() {
+    const EVENTS: usize = 200;
+    let redis = Redis::start().await;
+    let a = Node::start(&redis, &[]).await;
+    let mut b = Node::start(&redis, &[]).await;
+    let c = Node::start(&redis, &[]).await;
+    let mut sub = b.subscribe("feed", None).await;
+    b.wait_subscribers("feed", 1).await;
+    let publisher = tokio::spawn(async move {
+        for i in 0..EVENTS {
+            a.publish_ok("feed", &i.to_string()).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        a
+    });
+    let mut seen = Vec::new();
+    let mut last_id = String::new();
+    while seen.len() < 50 {
+        let e = sub.event().await.unwrap();
+        seen.push(e.data.parse::<usize>().unwrap());
+        last_id = e.id;
+    }
+    b.child.kill().await.unwrap(); // SIGKILL
+                                   // Whatever B had already written is still in the socket; read until the stream breaks.
+    while let Some(e) = sub.event().await {
+        seen.push(e.data.parse().unwrap());
+        last_id = e.id;
+    }
+    let mut resumed = c.subscribe("feed", Some(&last_id)).await;
+    while seen.len() < EVENTS {
+        seen.push(resumed.event().await.unwrap().data.parse().unwrap());
+    }
+    assert_eq!(seen, (0..EVENTS).collect::<Vec<_>>());
+    publisher.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
+    let mut redis = Redis::start().await;
+    let node = Node::start(&redis, &["--heartbeat", "1"]).await;
+    let mut sub = node.subscribe("t", None).await;
+    node.wait_subscribers("t", 1).await;
+    let before = node.publish_ok("t", "before").await;
+    assert_eq!(sub.event().await.unwrap().id, before);
+
+    redis.stop().await;
+    let refused = node.publish("t", "while down").await;
+    assert_eq!(refused.status(), 503, "never a false 200");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("unavailable"));
+    // The stream is still open: heartbeats keep coming from the node.
+    let mut beats = 0;
+    while beats < 2 {
+        match sub
+            .item()
+            .await
+            .expect("stream stays open while redis is down")
+        {
+            ParserItem::Comment(c) if c.contains("heartbeat") => beats += 1,
+            ParserItem::Event(e) => panic!("unexpected event {e:?}"),
+            _ => {}
+        }
+    }
+
+    let redis = redis.spawn().await; // same port, same append-only file
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let after = loop {
+        let response = node.publish("t", "after").await;
+        if response.status() == 200 {
+            let body: serde_json::Value = response.json().await.unwrap();
+            break body["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "publishing did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let e = sub.event().await.unwrap();
+    assert_eq!(
+        (e.data.as_str(), e.id.as_str()),
+        ("after", after.as_str()),
+        "continues with no gap"
+    );
+    // With persistence on, the acknowledged event before the outage is still there.
+    let late = Node::start(&redis, &[]).await;
+    let mut replay = late.subscribe("t", Some("0-1")).await;
+    assert_eq!(replay.event().await.unwrap().id, before);
+    assert_eq!(replay.event().await.unwrap().id, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_started_later_serves_replay_of_earlier_ids() {
+    let redis = Redis::start().await;
+    let first = Node::start(&redis, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(first.publish_ok("old", &i.to_string()).await);
+    }
+    let late = Node::start(&redis, &[]).await;
+    let mut sub = late.subscribe("old", Some(&ids[2])).await;
+    for want in 3..10 {
+        let e = sub.event().await.unwrap();
+        assert_eq!((e.data, e.id), (want.to_string(), ids[want].clone()));
+    }
+    // (A reset control event would have come first and failed the loop above.)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_redis_does_not_stall_local_heartbeats() {
+    let redis = Redis::start().await;
+    let node = Node::start(&redis, &["--heartbeat", "1"]).await;
+    let mut sub = node.subscribe("hb", None).await;
+    node.wait_subscribers("hb", 1).await;
+    redis.signal("-STOP");
+    let started = tokio::time::Instant::now();
+    let mut beats = 0;
+    while beats < 3 {
+        if let Some(ParserItem::Comment(c)) = sub.item().await {
+            if c.contains("heartbeat") {
+                beats += 1;
+            }
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "heartbeats kept their pace: {:?}",
+        started.elapsed()
+    );
+    let publish = node.publish("hb", "x").await;
+    assert_eq!(publish.status(), 503, "a paused redis cannot acknowledge");
+    redis.signal("-CONT");
+}

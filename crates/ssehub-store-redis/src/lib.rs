@@ -1,0 +1,297 @@
+//! The Redis cluster engine: hub nodes that share one ordered history in a Redis stream.
+//!
+//! Publishing on any node is one `XADD` (Redis assigns the id, so ids mean the same on every
+//! node). Each node runs one reader that follows the stream with `XREAD BLOCK` and hands
+//! every entry to its hub ([`ssehub::Hub::deliver`]), which records it in the node's mirror
+//! of the history (a [`MemoryStore`]) and fans it out to the node's own subscribers. Redis
+//! work per publish is O(1) per node — one `XADD`, one entry read by each node's reader —
+//! never per subscriber. Replays are served from the mirror, which a node fills from the
+//! stream when it starts, so a node started later serves ids published before it started.
+//!
+//! Why `XREAD BLOCK` rather than pub/sub for the fan-out to nodes: it is as fast (the
+//! blocked read returns as soon as the entry is added) and it cannot lose or reorder
+//! anything: after a lost connection the reader resumes from the last id it delivered.
+
+mod fields;
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Value};
+use ssehub::{Engine, Hub, Published};
+use ssehub_core::{Event, EventId, MemoryStore, NewEvent, Retention, Store, StoreError};
+use tokio::sync::oneshot;
+
+/// How a node joins a cluster.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key the cluster uses; nodes with the same prefix form one cluster.
+    pub prefix: String,
+    /// Events kept in the stream (`XADD MAXLEN ~`) and in each node's mirror.
+    pub max_events: u64,
+    /// A publish that Redis has not acknowledged in this time is answered 503.
+    pub publish_timeout: Duration,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>) -> RedisOptions {
+        RedisOptions {
+            url: url.into(),
+            prefix: "ssehub".into(),
+            max_events: 10_000,
+            publish_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Entries read per `XREAD`.
+const READ_BATCH: usize = 512;
+/// How long one `XREAD` blocks before it is issued again.
+const READ_BLOCK: Duration = Duration::from_secs(2);
+/// Delivered counts kept for publishes whose answer has not asked yet.
+const RECENT_DELIVERIES: usize = 4096;
+/// How long a publish waits for its own node to deliver it before answering.
+const DELIVERY_WAIT: Duration = Duration::from_secs(2);
+
+/// This node's part of a cluster: see the crate docs.
+pub struct RedisEngine {
+    options: RedisOptions,
+    key: String,
+    client: redis::Client,
+    publisher: ConnectionManager,
+    mirror: Arc<MemoryStore>,
+    deliveries: Mutex<Deliveries>,
+}
+
+/// Publishes waiting to learn how many local subscribers their event reached.
+#[derive(Default)]
+struct Deliveries {
+    recent: VecDeque<(EventId, u64)>,
+    waiting: HashMap<EventId, oneshot::Sender<u64>>,
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("redis {what}: {e}"))
+}
+
+impl RedisEngine {
+    /// Connects, loads the retained stream into a new mirror, and returns the engine. The
+    /// hub must be built on [`RedisEngine::mirror`], given the engine with
+    /// [`Hub::set_engine`], and the reader started with [`RedisEngine::run`].
+    pub async fn connect(options: RedisOptions) -> Result<Arc<RedisEngine>, StoreError> {
+        let client =
+            redis::Client::open(options.url.as_str()).map_err(|e| unavailable("url", e))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(options.publish_timeout))
+            .set_response_timeout(Some(options.publish_timeout));
+        let publisher = ConnectionManager::new_with_config(client.clone(), config)
+            .await
+            .map_err(|e| unavailable("connect", e))?;
+        let key = format!("{}:events", options.prefix);
+        let mut conn = publisher.clone();
+        let floor = Self::trimmed_through(&mut conn, &key).await?;
+        let mirror = Arc::new(MemoryStore::mirror(
+            Retention::events(options.max_events),
+            floor,
+        ));
+        let engine = RedisEngine {
+            options,
+            key,
+            client,
+            publisher,
+            mirror,
+            deliveries: Mutex::new(Deliveries::default()),
+        };
+        engine.load(&mut conn, floor).await?;
+        Ok(Arc::new(engine))
+    }
+
+    /// The node's history: build the hub on it.
+    pub fn mirror(&self) -> Arc<MemoryStore> {
+        self.mirror.clone()
+    }
+
+    /// The highest id Redis has trimmed from the stream (`0-0` when none or no stream).
+    async fn trimmed_through(
+        conn: &mut ConnectionManager,
+        key: &str,
+    ) -> Result<EventId, StoreError> {
+        let info: Result<Value, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(key)
+            .query_async(conn)
+            .await;
+        let info = match info {
+            Ok(info) => info,
+            // No such key: a new cluster.
+            Err(e) if e.to_string().contains("no such key") => return Ok(EventId::ZERO),
+            Err(e) => return Err(unavailable("XINFO", e)),
+        };
+        Ok(fields::info_field(&info, "max-deleted-entry-id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(EventId::ZERO))
+    }
+
+    /// Reads the retained stream into the mirror, oldest first.
+    async fn load(&self, conn: &mut ConnectionManager, floor: EventId) -> Result<(), StoreError> {
+        let mut after = floor;
+        loop {
+            let reply: Value = redis::cmd("XRANGE")
+                .arg(&self.key)
+                .arg(format!("({after}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_BATCH)
+                .query_async(conn)
+                .await
+                .map_err(|e| unavailable("XRANGE", e))?;
+            let entries = fields::entries(&reply);
+            let Some(last) = entries.last().map(|(id, _)| *id) else {
+                return Ok(());
+            };
+            for (id, new) in entries {
+                self.mirror.insert(Arc::new(Event::assign(id, new)));
+            }
+            after = last;
+        }
+    }
+
+    /// Follows the stream forever, delivering each entry to `hub`. Reconnects (with
+    /// back-off) after any error and resumes after the last id delivered, so nothing is
+    /// skipped or repeated. Run it as a task for the life of the hub.
+    pub async fn run(self: Arc<Self>, hub: Arc<Hub>) {
+        let mut after = self
+            .mirror
+            .stats()
+            .newest
+            .unwrap_or_else(|| self.mirror.floor());
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.follow(&hub, &mut after).await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, after = %after, "cluster reader lost redis; reconnecting");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    async fn follow(&self, hub: &Hub, after: &mut EventId) -> Result<(), StoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(READ_BLOCK + Duration::from_secs(3)));
+        let mut conn: MultiplexedConnection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| unavailable("connect", e))?;
+        tracing::info!(after = %after, "cluster reader following the stream");
+        loop {
+            let reply: Value = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(READ_BATCH)
+                .arg("BLOCK")
+                .arg(READ_BLOCK.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.key)
+                .arg(after.to_string())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| unavailable("XREAD", e))?;
+            for (id, new) in fields::read_entries(&reply) {
+                let event = Arc::new(Event::assign(id, new));
+                let mirror = &self.mirror;
+                let delivered = hub.deliver(&event, |e| {
+                    mirror.insert(e.clone());
+                });
+                self.note_delivered(id, delivered);
+                *after = id;
+            }
+        }
+    }
+
+    fn note_delivered(&self, id: EventId, delivered: u64) {
+        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiter) = d.waiting.remove(&id) {
+            let _ = waiter.send(delivered);
+            return;
+        }
+        if d.recent.len() == RECENT_DELIVERIES {
+            d.recent.pop_front();
+        }
+        d.recent.push_back((id, delivered));
+    }
+
+    /// Subscribers this node queued `id` for, once its reader has delivered it.
+    async fn delivered(&self, id: EventId) -> u64 {
+        let waiter = {
+            let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(&(_, n)) = d.recent.iter().rev().find(|(i, _)| *i == id) {
+                return n;
+            }
+            let (tx, rx) = oneshot::channel();
+            d.waiting.insert(id, tx);
+            rx
+        };
+        match tokio::time::timeout(DELIVERY_WAIT, waiter).await {
+            Ok(Ok(n)) => n,
+            _ => {
+                // Acknowledged by Redis, not yet seen by this node's reader (it is
+                // reconnecting): the event is safe; this node just cannot count it yet.
+                self.deliveries
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .waiting
+                    .remove(&id);
+                0
+            }
+        }
+    }
+
+    async fn append(&self, new: NewEvent) -> Result<Published, StoreError> {
+        let mut conn = self.publisher.clone();
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&self.key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.options.max_events)
+            .arg("*");
+        fields::write(&mut cmd, &new);
+        let reply = tokio::time::timeout(
+            self.options.publish_timeout,
+            cmd.query_async::<String>(&mut conn),
+        )
+        .await;
+        let id: EventId = match reply {
+            Ok(Ok(id)) => id
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("XADD answered the id {id:?}")))?,
+            Ok(Err(e)) => return Err(unavailable("XADD", e)),
+            Err(_) => return Err(unavailable("XADD", "no answer in time")),
+        };
+        let delivered = self.delivered(id).await;
+        let event = Arc::new(Event::assign(id, new));
+        Ok(Published {
+            id: event.wire_id(),
+            delivered,
+            event,
+        })
+    }
+}
+
+impl Engine for RedisEngine {
+    fn publish(
+        &self,
+        new: NewEvent,
+    ) -> Pin<Box<dyn Future<Output = Result<Published, StoreError>> + Send + '_>> {
+        Box::pin(self.append(new))
+    }
+}
