@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use ssehub::{Config, CorsOrigins};
+use ssehub_core::Retention;
+use ssehub_store_log::SyncMode;
 
 /// The commented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");
@@ -60,6 +62,18 @@ pub struct Layer {
     /// Seconds shutdown waits for streams to end [default: 5]
     #[arg(long, env = "SSEHUB_SHUTDOWN_GRACE", value_name = "SECONDS")]
     pub shutdown_grace: Option<u64>,
+    /// When a publish is durable: always, batch (group commit) or never [default: batch]
+    #[arg(long, env = "SSEHUB_SYNC", value_name = "MODE")]
+    pub sync: Option<String>,
+    /// Events the durable log keeps; 0 for no count limit [default: 1000000]
+    #[arg(long, env = "SSEHUB_RETAIN_EVENTS", value_name = "N")]
+    pub retain_events: Option<u64>,
+    /// Seconds the durable log keeps an event; 0 for no age limit [default: 604800]
+    #[arg(long, env = "SSEHUB_RETAIN_AGE", value_name = "SECONDS")]
+    pub retain_age: Option<u64>,
+    /// Bytes the durable log keeps; 0 for no size limit [default: 1073741824]
+    #[arg(long, env = "SSEHUB_RETAIN_BYTES", value_name = "BYTES")]
+    pub retain_bytes: Option<u64>,
     /// Redis URL: join the cluster of hubs sharing this Redis
     #[arg(long, env = "SSEHUB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
@@ -78,6 +92,8 @@ pub enum StoreChoice {
     },
     Log {
         dir: PathBuf,
+        sync: SyncMode,
+        retention: Retention,
     },
 }
 
@@ -98,7 +114,7 @@ macro_rules! fill {
 fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
         max_payload, cors_origins, max_connections, max_topics, subscriber_buffer,
-        shutdown_grace, redis_url)
+        shutdown_grace, sync, retain_events, retain_age, retain_bytes, redis_url)
 }
 
 /// Parses a TOML layer, naming the file in errors.
@@ -165,8 +181,22 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
     } else if required(layer.memory, "memory")? {
         StoreChoice::Memory { history }
     } else {
+        let sync = match required(layer.sync, "sync")?.as_str() {
+            "always" => SyncMode::Always,
+            "batch" => SyncMode::default(),
+            "never" => SyncMode::Never,
+            other => bail!("sync: {other:?} is not one of always, batch, never"),
+        };
+        let limit = |v: Option<u64>, key| required(v, key).map(|n| (n > 0).then_some(n));
+        let retention = Retention {
+            max_events: limit(layer.retain_events, "retain_events")?,
+            max_age: limit(layer.retain_age, "retain_age")?.map(Duration::from_secs),
+            max_bytes: limit(layer.retain_bytes, "retain_bytes")?,
+        };
         StoreChoice::Log {
             dir: required(layer.data_dir, "data_dir")?,
+            sync,
+            retention,
         }
     };
     let public_dir = layer.public_dir.filter(|d| !d.as_os_str().is_empty());
@@ -208,11 +238,8 @@ mod tests {
         assert_eq!(settings.hub.retry, hub.retry);
         assert_eq!(settings.hub.max_payload, hub.max_payload);
         assert_eq!(settings.hub.subscriber_buffer, hub.subscriber_buffer);
-        assert_eq!(
-            settings.store,
-            StoreChoice::Log {
-                dir: "./ssehub-data".into()
-            }
+        assert!(
+            matches!(settings.store, StoreChoice::Log { ref dir, sync: SyncMode::Batch { .. }, .. } if dir.as_os_str() == "./ssehub-data")
         );
     }
 

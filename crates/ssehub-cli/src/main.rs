@@ -15,6 +15,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ssehub::Hub;
 use ssehub_core::{MemoryStore, Retention, Store};
+use ssehub_store_log::{LogOptions, LogStore};
 use ssehub_store_redis::{RedisEngine, RedisOptions};
 use tokio::net::TcpListener;
 
@@ -123,9 +124,24 @@ async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
                 .with_context(|| format!("redis_url: cannot join the cluster at {url}"))?;
             Ok((engine.mirror(), Some(engine)))
         }
-        StoreChoice::Log { dir } => {
-            tracing::warn!(dir = %dir.display(), "the durable log store is not built yet; keeping history in memory");
-            Ok((Arc::new(MemoryStore::new(Retention::events(10_000))), None))
+        StoreChoice::Log {
+            dir,
+            sync,
+            retention,
+        } => {
+            let options = LogOptions {
+                sync: *sync,
+                ..LogOptions::new(retention.clone())
+            };
+            let store = LogStore::open(dir, options).with_context(|| {
+                format!("data_dir: cannot open the event log in {}", dir.display())
+            })?;
+            let report = store.recovery();
+            tracing::info!(dir = %dir.display(), records = report.records, retained = report.retained, segments = report.segments, "event log opened");
+            if let Some(torn) = &report.torn_tail {
+                tracing::warn!(file = %torn.path.display(), offset = torn.offset, dropped_bytes = torn.dropped_bytes, reason = %torn.reason, "dropped a torn record at the end of the log (a crash during a write)");
+            }
+            Ok((Arc::new(store), None))
         }
     }
 }

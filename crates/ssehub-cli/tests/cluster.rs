@@ -358,9 +358,9 @@ async fn a_node_started_later_serves_replay_of_earlier_ids() {
     }
     let late = Node::start(&redis, &[]).await;
     let mut sub = late.subscribe("old", Some(&ids[2])).await;
-    for want in 3..10 {
+    for (want, id) in ids.iter().enumerate().skip(3) {
         let e = sub.event().await.unwrap();
-        assert_eq!((e.data, e.id), (want.to_string(), ids[want].clone()));
+        assert_eq!((e.data, &e.id), (want.to_string(), id));
     }
     // (A reset control event would have come first and failed the loop above.)
 }
