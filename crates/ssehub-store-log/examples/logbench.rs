@@ -116,6 +116,23 @@ fn replay(store: &LogStore) -> (u64, f64, u64) {
     (events, started.elapsed().as_secs_f64(), bytes)
 }
 
+/// Median time of appending 128 bytes to a file and fsyncing it (`sync_data`).
+fn fsync_latency(base: &Path) -> Duration {
+    let path = base.join("fsync-probe");
+    let mut f = std::fs::File::create(&path).expect("probe file");
+    let mut times: Vec<Duration> = (0..200)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all(&[b'x'; 128]).expect("write");
+            f.sync_data().expect("fsync");
+            t.elapsed()
+        })
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -142,6 +159,10 @@ fn main() {
     say(&format!(
         "log store bench in {} (batch = {batch:?})",
         base.display()
+    ));
+    say(&format!(
+        "fsync of a 128-byte append: median {:?}",
+        fsync_latency(&base)
     ));
 
     say("publish: append + wait_durable per event, events/s");

@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -252,6 +253,8 @@ struct Inner {
     /// Wakes the background thread.
     wake: Condvar,
     maintenance: Mutex<Maintenance>,
+    /// An fsync failed: appends are refused from then on (the reason is in `SyncState`).
+    fsync_failed: AtomicBool,
 }
 
 /// The durable store: see the crate documentation.
@@ -429,6 +432,7 @@ impl LogStore {
             }),
             synced: [Condvar::new(), Condvar::new()],
             wake: Condvar::new(),
+            fsync_failed: AtomicBool::new(false),
             maintenance: Mutex::new(Maintenance {
                 persisted_floor: meta_floor.unwrap_or(EventId::ZERO),
                 pending: Vec::new(),
@@ -750,6 +754,7 @@ impl Inner {
             // written since the last good fsync can be called durable again.
             Err(e) => {
                 s.failed = Some(format!("fsync failed: {e}"));
+                self.fsync_failed.store(true, Ordering::Relaxed);
                 self.synced.iter().for_each(Condvar::notify_all);
             }
         }
@@ -877,6 +882,10 @@ impl Store for LogStore {
             let mut st = inner.write_state();
             if let Some(why) = &st.failed {
                 return Err(StoreError::Unavailable(why.clone()));
+            }
+            if inner.fsync_failed.load(Ordering::Relaxed) {
+                let why = lock(&inner.sync).failed.clone().unwrap_or_default();
+                return Err(StoreError::Unavailable(why));
             }
             let id = st.last.next(now);
             let event = Event::assign(id, new);

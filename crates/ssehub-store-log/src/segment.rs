@@ -255,6 +255,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_index_entry_is_32_bytes() {
+        // NOTES.md quotes this figure for the memory the index takes per event.
+        assert_eq!(std::mem::size_of::<Entry>(), 32);
+    }
+
+    #[test]
     fn names_round_trip() {
         assert_eq!(file_name(7), "00000000000000000007.log");
         assert_eq!(parse_name(&file_name(7)), Some(7));
