@@ -77,6 +77,43 @@ pub struct Layer {
     /// Redis URL: join the cluster of hubs sharing this Redis
     #[arg(long, env = "SSEHUB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
+    /// Publishers' JWT key: an HMAC secret, or a PEM or JWKS file path (alias MERCURE_PUBLISHER_JWT_KEY)
+    #[arg(
+        long,
+        env = "SSEHUB_PUBLISHER_JWT_KEY",
+        value_name = "SECRET|FILE",
+        hide_env_values = true
+    )]
+    pub publisher_jwt_key: Option<String>,
+    /// Subscribers' JWT key: an HMAC secret, or a PEM or JWKS file path (alias MERCURE_SUBSCRIBER_JWT_KEY)
+    #[arg(
+        long,
+        env = "SSEHUB_SUBSCRIBER_JWT_KEY",
+        value_name = "SECRET|FILE",
+        hide_env_values = true
+    )]
+    pub subscriber_jwt_key: Option<String>,
+    /// JWS algorithms accepted, comma list (never "none")
+    #[arg(long, env = "SSEHUB_JWT_ALGORITHMS", value_name = "LIST")]
+    pub jwt_algorithms: Option<String>,
+    /// With a subscriber key: subscribers without a token still get public events
+    #[arg(long, env = "SSEHUB_ANONYMOUS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub anonymous: Option<bool>,
+    /// Mercure protocol dialect: 0 (draft-07, what deployed clients speak) or 1 (draft-08) [default: 0]
+    #[arg(long, env = "SSEHUB_MERCURE_DIALECT", value_name = "0|1")]
+    pub mercure_dialect: Option<u8>,
+    /// Dialect 1: the issuer (iss) tokens must carry
+    #[arg(long, env = "SSEHUB_MERCURE_ISSUER", value_name = "ISS")]
+    pub mercure_issuer: Option<String>,
+    /// Dialect 1: the audience (aud) tokens must carry
+    #[arg(long, env = "SSEHUB_MERCURE_AUDIENCE", value_name = "AUD")]
+    pub mercure_audience: Option<String>,
+    /// Mercure subscription events and the subscriptions API
+    #[arg(long, env = "SSEHUB_MERCURE_SUBSCRIPTIONS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub mercure_subscriptions: Option<bool>,
+    /// Longest life of a stream in seconds, 0 for none (Mercure's write_timeout) [default: 0]
+    #[arg(long, env = "SSEHUB_STREAM_LIFETIME", value_name = "SECONDS")]
+    pub stream_lifetime: Option<u64>,
 }
 
 /// Where history lives.
@@ -111,10 +148,18 @@ macro_rules! fill {
     };
 }
 
+/// The reference Mercure hub's environment variables, as a layer under `flags_and_env`.
+pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
+    let aliases = crate::auth_settings::mercure_aliases(|name| std::env::var(name).ok())?;
+    Ok(under(flags_and_env, aliases))
+}
+
 fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
         max_payload, cors_origins, max_connections, max_topics, subscriber_buffer,
-        shutdown_grace, sync, retain_events, retain_age, retain_bytes, redis_url)
+        shutdown_grace, sync, retain_events, retain_age, retain_bytes, redis_url,
+        publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
+        mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime)
 }
 
 /// Parses a TOML layer, naming the file in errors.
@@ -143,6 +188,7 @@ fn positive(value: Option<u64>, key: &str) -> anyhow::Result<u64> {
 }
 
 fn validate(layer: Layer) -> anyhow::Result<Settings> {
+    let auth = crate::auth_settings::validate(&layer)?;
     let listen_text = required(layer.listen, "listen")?;
     let listen: SocketAddr = listen_text.parse().with_context(|| {
         format!("listen: {listen_text:?} is not an ADDRESS:PORT such as 127.0.0.1:8080")
@@ -221,6 +267,12 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
             "subscriber_buffer",
         )?)?,
         shutdown_grace: Duration::from_secs(required(layer.shutdown_grace, "shutdown_grace")?),
+        auth: auth.auth,
+        mercure_dialect: auth.dialect,
+        mercure_issuer: auth.issuer,
+        mercure_audience: auth.audience,
+        mercure_subscriptions: auth.subscriptions,
+        stream_lifetime: auth.stream_lifetime,
     };
     Ok(Settings { hub, store })
 }

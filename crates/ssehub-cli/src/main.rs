@@ -5,6 +5,7 @@
 // elsewhere): the listening line, print-config, and the publish/subscribe commands.
 #![allow(clippy::print_stdout)]
 
+mod auth_settings;
 mod config;
 mod publish;
 mod subscribe;
@@ -97,7 +98,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let settings = config::resolve(args.layer, file)?;
+    let settings = config::resolve(config::with_mercure_aliases(args.layer)?, file)?;
     install_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

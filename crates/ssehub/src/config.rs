@@ -3,7 +3,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::auth::Verifier;
 
 /// Which cross-origin pages may use the hub.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -15,6 +18,30 @@ pub enum CorsOrigins {
     Any,
     /// These exact origins, echoed back with `Access-Control-Allow-Credentials: true`.
     List(Vec<String>),
+}
+
+/// Which Mercure protocol dialect `/.well-known/mercure` speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// draft-dunglas-mercure-07: what every deployed Mercure client speaks (`topic=`,
+    /// the `mercure` claim, the `mercureAuthorization` cookie, `lastEventID`).
+    #[default]
+    V0,
+    /// draft-dunglas-mercure-08 (Mercure 1.0): `match=`, `at+jwt` access tokens with
+    /// `authorization_details`, the `__Secure-mercure_access_token` cookie, RFC 6750 errors.
+    V1,
+}
+
+/// Who may publish and subscribe. With no key at all the hub behaves as without auth,
+/// except that publishing is open to loopback clients only.
+#[derive(Clone, Debug, Default)]
+pub struct AuthConfig {
+    /// Verifies publishers' tokens. `None`: publishing is open to loopback clients only.
+    pub publisher: Option<Arc<Verifier>>,
+    /// Verifies subscribers' tokens. `None`: anyone may subscribe (public events only).
+    pub subscriber: Option<Arc<Verifier>>,
+    /// With a subscriber key: subscribers without a token still receive public events.
+    pub anonymous: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +68,17 @@ pub struct Config {
     pub subscriber_buffer: usize,
     /// How long shutdown waits for streams to end before it stops anyway.
     pub shutdown_grace: Duration,
+    pub auth: AuthConfig,
+    pub mercure_dialect: Dialect,
+    /// Dialect 1: the `iss` tokens must carry.
+    pub mercure_issuer: Option<String>,
+    /// Dialect 1: a value the tokens' `aud` must contain.
+    pub mercure_audience: Option<String>,
+    /// Publish Mercure subscription events and serve the subscriptions API.
+    pub mercure_subscriptions: bool,
+    /// Longest life of a stream (Mercure's `write_timeout`), jittered to 80-100 % per
+    /// stream; `None` for no limit.
+    pub stream_lifetime: Option<Duration>,
 }
 
 impl Default for Config {
@@ -58,6 +96,12 @@ impl Default for Config {
             max_topics: 64,
             subscriber_buffer: 256 * 1024,
             shutdown_grace: Duration::from_secs(5),
+            auth: AuthConfig::default(),
+            mercure_dialect: Dialect::V0,
+            mercure_issuer: None,
+            mercure_audience: None,
+            mercure_subscriptions: false,
+            stream_lifetime: None,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! outbox in id order. Nothing under the lock awaits; the per-subscriber work is a pointer
 //! push into its [`Outbox`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +55,8 @@ struct State {
     subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
     /// Subscribers with patterns: every published event is checked against them.
     pattern_subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
+    /// Subscribers whose stream must end at a deadline (token `exp`), soonest first.
+    deadlines: BTreeSet<(u64, SubscriberId)>,
     shutting_down: bool,
 }
 
@@ -302,6 +304,9 @@ impl Hub {
             outbox: Outbox::new(self.config.subscriber_buffer),
         });
         state.subscribers.insert(id, sub.clone());
+        if let Some(deadline) = sub.selection.deadline {
+            state.deadlines.insert((deadline, id));
+        }
         if !sub.selection.patterns.is_empty() {
             state.pattern_subscribers.insert(id, sub.clone());
         }
@@ -336,15 +341,21 @@ impl Hub {
         for (subscriber, topic) in overflowed {
             self.count_overflow(subscriber, &topic);
         }
+        if let Some(info) = &sub.selection.mercure {
+            crate::mercure::subscription_changed(self, info, true);
+        }
         Ok(Subscription {
             hub: self.clone(),
             subscriber: sub,
         })
     }
 
-    fn unsubscribe(&self, sub: &Subscriber) {
+    fn unsubscribe(self: &Arc<Self>, sub: &Subscriber) {
         let mut state = self.lock();
         state.subscribers.swap_remove(&sub.id);
+        if let Some(deadline) = sub.selection.deadline {
+            state.deadlines.remove(&(deadline, sub.id));
+        }
         state.pattern_subscribers.swap_remove(&sub.id);
         for topic in &sub.selection.topics {
             let Some(entry) = state.topics.get_mut(topic) else {
@@ -364,6 +375,38 @@ impl Hub {
         }
         drop(state);
         self.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(info) = &sub.selection.mercure {
+            crate::mercure::subscription_changed(self, info, false);
+        }
+    }
+
+    /// Ends the streams whose deadline (token `exp`) falls before `now_ms + ahead_ms`.
+    /// Called by one hub-wide tick: no timer per connection, and the cost of a tick is the
+    /// number of streams it ends.
+    pub fn expire(&self, now_ms: u64, ahead_ms: u64) -> usize {
+        let mut state = self.lock();
+        let limit = now_ms.saturating_add(ahead_ms);
+        let mut ended = 0;
+        while let Some(&(deadline, id)) = state.deadlines.first() {
+            if deadline > limit {
+                break;
+            }
+            state.deadlines.pop_first();
+            if let Some(sub) = state.subscribers.get(&id) {
+                sub.outbox.close(CloseReason::Expired);
+                ended += 1;
+            }
+        }
+        ended
+    }
+
+    /// Every open subscriber's selection (for the Mercure subscriptions API).
+    pub fn selections(&self) -> Vec<Arc<Selection>> {
+        self.lock()
+            .subscribers
+            .values()
+            .map(|s| s.selection.clone())
+            .collect()
     }
 
     /// Queues a heartbeat comment on every stream.

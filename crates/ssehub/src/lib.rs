@@ -2,11 +2,13 @@
 //! exposes them. Start it with [`serve`]; the binary crate only builds a [`Config`] and a
 //! store and calls it.
 
+mod auth;
 mod config;
 mod demo;
 mod form;
 mod http;
 mod hub;
+mod mercure;
 mod metrics;
 mod outbox;
 mod selection;
@@ -18,11 +20,17 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use config::{Config, CorsOrigins};
+pub use auth::{parse_algorithms, KeyMaterial, Verifier, DEFAULT_ALGORITHMS};
+pub use config::{AuthConfig, Config, CorsOrigins, Dialect};
 pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
 pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
+/// JWS algorithms, for the allow-list.
+pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 pub use metrics::Metrics;
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
+
+/// How often the hub ends streams whose token has expired.
+const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves the hub on `listener` until `shutdown` resolves, then ends every stream and
 /// returns once connections are closed or the configured grace period has passed.
@@ -43,6 +51,16 @@ pub async fn serve(
         loop {
             timer.tick().await;
             h.heartbeat();
+        }
+    });
+    let h = hub.clone();
+    background.spawn(async move {
+        // Token expiry: one tick a second for the whole hub. A stream ends up to one tick
+        // before its deadline, never after.
+        let mut timer = tokio::time::interval(EXPIRY_TICK);
+        loop {
+            timer.tick().await;
+            h.expire(auth::now_ms(), EXPIRY_TICK.as_millis() as u64);
         }
     });
     let result = server::run(listener, hub.clone(), router(hub.clone()), shutdown).await;

@@ -41,6 +41,8 @@ pub enum CloseReason {
     TopicsClosed,
     /// The hub is shutting down; the stream ends after what is queued.
     Shutdown,
+    /// The subscriber's token expired (or its stream lifetime is over).
+    Expired,
 }
 
 pub struct Outbox {

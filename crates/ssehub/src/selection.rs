@@ -49,6 +49,11 @@ pub struct Selection {
     /// Patterns, checked against every published event's topics.
     pub patterns: Vec<Arc<dyn TopicMatcher>>,
     pub private: PrivateAccess,
+    /// When the stream must end, in milliseconds since the Unix epoch: the token's `exp`
+    /// (or the configured stream lifetime). Checked by the hub's expiry tick.
+    pub deadline: Option<u64>,
+    /// Set for Mercure subscribers: what the subscriptions API and events show.
+    pub mercure: Option<Arc<crate::mercure::SubscriberInfo>>,
 }
 
 impl Selection {

@@ -54,6 +54,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> ApiError {
+        ApiError::new(e.status, e.message)
+    }
+}
+
 impl ApiError {
     /// The JSON body of the answer.
     pub fn body(&self) -> String {

@@ -18,10 +18,13 @@ use tower_http::services::ServeDir;
 
 pub use error::ApiError;
 pub use publish::CLOSE_EVENT;
-pub use subscribe::{prepare as prepare_stream, Opened, RESET_EVENT, STREAM_HEADERS};
+pub use subscribe::{
+    open_selection, prepare as prepare_stream, Opened, RESET_EVENT, STREAM_HEADERS,
+};
 
 use crate::config::CorsOrigins;
 use crate::hub::Hub;
+use crate::mercure;
 
 /// The built-in page, compiled into the binary.
 const PAGE: &str = include_str!("../../../../web/index.html");
@@ -37,7 +40,24 @@ pub fn router(hub: Arc<Hub>) -> Router {
             get(topics::one).delete(publish::close_topic),
         )
         .route("/healthz", get(topics::healthz))
-        .route("/metrics", get(topics::metrics));
+        .route("/metrics", get(topics::metrics))
+        .route(
+            mercure::HUB_PATH,
+            get(mercure::subscribe).post(mercure::publish),
+        )
+        .route(mercure::SUBSCRIPTIONS_PATH, get(mercure::subscription_list))
+        .route(
+            "/.well-known/mercure/subscriptions/{a}",
+            get(mercure::subscriptions_one),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{a}/{b}",
+            get(mercure::subscriptions_two),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{a}/{b}/{c}",
+            get(mercure::subscriptions_three),
+        );
     router = match &hub.config.public_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router.route("/", get(|| async { Html(PAGE) })),
@@ -82,6 +102,11 @@ fn cors(origins: &CorsOrigins) -> Option<CorsLayer> {
             header::AUTHORIZATION,
             header::CACHE_CONTROL,
             HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([
+            header::LINK,
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mercure-last-event-id"),
         ])
         .max_age(Duration::from_secs(3600));
     match origins {

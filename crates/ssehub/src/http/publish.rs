@@ -1,15 +1,17 @@
 //! `POST /publish` and `DELETE /topics/{topic}`: decode, validate, publish, answer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use bytes::Bytes;
 use serde_json::Value;
 use ssehub_core::{EventName, NewEvent, StoreError, Topic, WireId};
 
+use crate::auth;
 use crate::form;
 use crate::http::error::ApiError;
 use crate::hub::{Hub, Published};
@@ -27,23 +29,36 @@ struct Fields {
     id: Option<String>,
     retry: Option<String>,
     close: bool,
+    private: bool,
 }
 
 pub async fn publish(
     State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Published>, ApiError> {
-    let result = decode(&hub, &headers, body).and_then(|fields| validate(&hub, fields));
+    // Auth first: a request without a valid token learns nothing about its body.
+    let result = auth::publisher(&hub, peer, &headers, None)
+        .map_err(ApiError::from)
+        .and_then(|grants| {
+            let new = decode(&hub, &headers, body).and_then(|fields| validate(&hub, fields))?;
+            auth::check_publish(grants.as_ref(), &new.topics)?;
+            Ok(new)
+        });
     let new = result.inspect_err(|_| Metrics::add(&hub.metrics.publish_rejected, 1))?;
     publish_event(&hub, new).await
 }
 
 pub async fn close_topic(
     State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(topic): Path<String>,
 ) -> Result<Json<Published>, ApiError> {
+    let grants = auth::publisher(&hub, peer, &headers, None)?;
     let topic = parse_topic(&topic)?;
+    auth::check_publish(grants.as_ref(), std::slice::from_ref(&topic))?;
     let mut new = NewEvent::new(vec![topic], "");
     new.name = Some(EventName::new(CLOSE_EVENT).expect("valid name"));
     new.close = true;
@@ -161,6 +176,11 @@ fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
         Some(Value::Bool(true)) => true,
         Some(_) => return Err(ApiError::field("close", "close must be true or false")),
     };
+    fields.private = match map.remove("private") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err(ApiError::field("private", "private must be true or false")),
+    };
     Ok(fields)
 }
 
@@ -185,6 +205,13 @@ fn decode_form(body: &[u8]) -> Result<Fields, ApiError> {
             "data" => fields.data = value,
             "id" => fields.id = Some(value),
             "retry" => fields.retry = Some(value),
+            "private" => {
+                fields.private = match value.as_str() {
+                    "true" | "1" | "on" | "" => true,
+                    "false" | "0" => false,
+                    _ => return Err(ApiError::field("private", "private must be true or false")),
+                }
+            }
             "close" => {
                 fields.close = match value.as_str() {
                     "true" | "1" | "on" => true,
@@ -242,5 +269,6 @@ fn validate(hub: &Hub, fields: Fields) -> Result<NewEvent, ApiError> {
         Some(_) => return Err(retry_error()),
     };
     new.close = fields.close;
+    new.private = fields.private;
     Ok(new)
 }

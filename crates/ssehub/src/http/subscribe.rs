@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ssehub_core::{encode_event, EventId, Frame, Locate, Topic};
 
+use crate::auth::{self, Grants};
 use crate::form;
 use crate::http::error::ApiError;
 use crate::http::publish::parse_topic;
@@ -83,9 +84,13 @@ pub fn prepare(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Opened, ApiError> {
-    let _ = peer; // for per-client limits and auth
+    // `peer` is for per-client limits.
+    let _ = peer;
+    // With a subscriber key, the same rules as Mercure: a valid token (or `anonymous`),
+    // whose grants open private events; checked before the request is decoded.
+    let grants = auth::subscriber(hub, headers, None)?;
     let request = decode(hub, path_topic, query, headers)?;
-    open(hub.clone(), request)
+    open(hub.clone(), request, grants)
 }
 
 fn decode(
@@ -146,8 +151,13 @@ fn decode(
     })
 }
 
-fn open(hub: Arc<Hub>, request: Request) -> Result<Opened, ApiError> {
-    let selection = Arc::new(Selection::topics(request.topics));
+fn open(hub: Arc<Hub>, request: Request, grants: Option<Grants>) -> Result<Opened, ApiError> {
+    let mut selection = Selection::topics(request.topics);
+    if let Some(grants) = &grants {
+        selection.private = grants.private_access();
+    }
+    selection.deadline = auth::deadline(&hub.config, grants.as_ref());
+    let selection = Arc::new(selection);
     open_selection(
         hub,
         selection,

@@ -1,0 +1,179 @@
+//! `GET /.well-known/mercure`: a Mercure subscription, opened through the hub's shared
+//! stream code (`open_selection`), so replay, the live seam, heartbeats, limits and
+//! slow-subscriber handling are the native API's.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ssehub_core::Locate;
+
+use super::template::{UriTemplate, MAX_TEMPLATE_LEN};
+use super::{matcher, new_urn_uuid, to_topic, MatchKind, MercureError, SubscriberInfo};
+use crate::auth;
+use crate::config::Dialect;
+use crate::form;
+use crate::http::{open_selection, Opened};
+use crate::hub::Hub;
+use crate::selection::Selection;
+
+/// The reserved cursor that asks for the whole retained history.
+pub const EARLIEST: &str = "earliest";
+
+pub async fn subscribe(
+    State(hub): State<Arc<Hub>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match open(&hub, query.as_deref(), &headers) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn open(
+    hub: &Arc<Hub>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Response, MercureError> {
+    let dialect = hub.config.mercure_dialect;
+    let pairs = form::parse(query.unwrap_or("").as_bytes())
+        .map_err(|e| MercureError::bad_request(e.to_string()))?;
+    let mut selectors: Vec<(MatchKind, String)> = Vec::new();
+    let mut query_cursor = None;
+    let mut query_token = None;
+    for (name, value) in pairs {
+        match (dialect, name.as_str()) {
+            (Dialect::V0, "topic") => selectors.push((MatchKind::Topic, value)),
+            (Dialect::V0, "lastEventID" | "Last-Event-ID" | "Last-Event-Id") => {
+                query_cursor = Some(value)
+            }
+            (Dialect::V0, "authorization") => query_token = Some(value),
+            (Dialect::V1, "match" | "match_exact") => selectors.push((MatchKind::Exact, value)),
+            (Dialect::V1, "match_urlpattern") => selectors.push((MatchKind::UrlPattern, value)),
+            (Dialect::V1, "last_event_id") => query_cursor = Some(value),
+            (Dialect::V1, other) if other.to_ascii_lowercase().starts_with("match") => {
+                return Err(MercureError::bad_request(format!(
+                    "unknown matcher parameter {other:?}: use match, match_exact or match_urlpattern"
+                )))
+            }
+            _ => {}
+        }
+    }
+    if selectors.is_empty() {
+        return Err(MercureError::bad_request(match dialect {
+            Dialect::V0 => "missing \"topic\" parameter",
+            Dialect::V1 => "missing \"match\" parameter",
+        }));
+    }
+    if selectors.len() > hub.config.max_topics {
+        return Err(MercureError::bad_request(format!(
+            "too many topic selectors: at most {} per subscription",
+            hub.config.max_topics
+        )));
+    }
+    let grants = auth::subscriber(hub, headers, query_token.as_deref())
+        .map_err(|e| MercureError::auth(e, dialect))?;
+
+    let mut selection = Selection::default();
+    for (kind, selector) in &selectors {
+        add_selector(&mut selection, *kind, selector)?;
+    }
+    if let Some(grants) = &grants {
+        selection.private = grants.private_access();
+    }
+    selection.deadline = auth::deadline(&hub.config, grants.as_ref());
+    selection.mercure = Some(Arc::new(SubscriberInfo {
+        id: new_urn_uuid(),
+        selectors,
+        payload: grants.and_then(|g| g.payload),
+        dialect,
+    }));
+
+    let header_cursor = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let cursor = header_cursor.or(query_cursor);
+    let (replay_from, answer) = match cursor.as_deref() {
+        None => (None, None),
+        Some("") => (None, Some(newest(hub))),
+        Some(EARLIEST) => (
+            Some(hub.store.floor().to_string()),
+            Some(EARLIEST.to_owned()),
+        ),
+        Some(id) => {
+            let found = matches!(hub.store.locate(id), Ok(Locate::Found(_)));
+            let answer = if found { id } else { EARLIEST };
+            (Some(id.to_owned()), Some(answer.to_owned()))
+        }
+    };
+    let opened = open_selection(
+        hub.clone(),
+        Arc::new(selection),
+        replay_from.as_deref(),
+        false,
+    )
+    .map_err(MercureError::from_api)?;
+    let mut response = match opened {
+        Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
+        Opened::Stream(stream) => {
+            let mut response = Body::new(stream).into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-cache, no-store, must-revalidate, max-age=0"),
+            );
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response
+        }
+    };
+    if let Some(value) = answer.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        let name = match dialect {
+            Dialect::V0 => "last-event-id",
+            Dialect::V1 => "mercure-last-event-id",
+        };
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
+}
+
+/// The id of the newest event, or `earliest` when the history is empty.
+fn newest(hub: &Hub) -> String {
+    hub.store
+        .stats()
+        .newest
+        .map_or_else(|| EARLIEST.to_owned(), |id| id.to_string())
+}
+
+fn add_selector(
+    selection: &mut Selection,
+    kind: MatchKind,
+    selector: &str,
+) -> Result<(), MercureError> {
+    if selector.len() > MAX_TEMPLATE_LEN {
+        return Err(MercureError::bad_request(format!(
+            "topic selector is longer than {MAX_TEMPLATE_LEN} bytes"
+        )));
+    }
+    super::check_text(selector).map_err(MercureError::bad_request)?;
+    let is_pattern = selector == "*"
+        || kind == MatchKind::UrlPattern
+        || (kind == MatchKind::Topic && matches!(UriTemplate::parse(selector), Ok(Some(_))));
+    if is_pattern {
+        let pattern = matcher(selector, kind).map_err(MercureError::bad_request)?;
+        selection.patterns.push(pattern);
+        return Ok(());
+    }
+    let topic = to_topic(selector).map_err(MercureError::bad_request)?;
+    if !selection.topics.contains(&topic) {
+        selection.topics.push(topic);
+    }
+    Ok(())
+}
