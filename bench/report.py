@@ -71,6 +71,7 @@ COLUMNS = {
         ("hub cores", "hub.cores", 2, False),
         ("generator cores", "generator.cores", 2, False),
         ("box busy cores", "box_busy_cores", 2, False),
+        ("others' cores", "derived.others_cores", 2, False),
     ],
     "publish": [
         ("subs", "connections.live", 0, False),
@@ -137,7 +138,12 @@ def main():
         peer, scen, _rep = parts
         try:
             with open(f) as fh:
-                runs[scen][peer].append(json.load(fh))
+                r = json.load(fh)
+                # Cores used by neither the hub nor the generator in the window: the noise.
+                b, h, g = get(r, "box_busy_cores"), get(r, "hub.cores"), get(r, "generator.cores")
+                if all(isinstance(x, (int, float)) for x in (b, h, g)):
+                    r["derived"] = {"others_cores": max(0.0, b - h - g)}
+                runs[scen][peer].append(r)
         except (OSError, ValueError):
             continue
         if scen not in scen_order:

@@ -1,12 +1,14 @@
-//! `bare-server`: the machine's ceiling for the same bytes over the same sockets. One thread; no
-//! history, no ids beyond a counter, no limits: a subscriber is a byte queue plus a writer task
-//! that sends everything queued in one `write`. Speaks just enough of ssehub's API
-//! (`GET /events/{topic}`, `POST /publish` with `{"topic":"…","data":"…"}`) to be driven by
-//! the same generator command lines.
+//! `bare-server`: the machine's ceiling for the same bytes over the same sockets. One thread, no
+//! history, no limits, no task per subscriber: a publish appends the event to each subscriber's
+//! byte queue and marks it dirty; one flusher then walks the dirty list and writes each queue
+//! with one non-blocking `write` (so events queued meanwhile go out together). With
+//! `--per-event-writes` the publish writes the event to every socket at once instead (one
+//! `write` per event per socket). Speaks just enough of ssehub's API (`GET /events/{topic}`,
+//! `POST /publish` with `{"topic":"…","data":"…"}`) to be driven by the same command lines.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use std::rc::Rc;
 
 use clap::Args;
@@ -21,20 +23,26 @@ pub struct BareOpts {
     /// Address to listen on (loopback only).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
-    /// Write each event with its own write() instead of coalescing what is queued.
+    /// Write each event to each socket as it is published instead of coalescing.
     #[arg(long)]
     pub per_event_writes: bool,
 }
 
 struct Sub {
+    stream: TcpStream,
     queue: RefCell<Vec<u8>>,
-    wake: Notify,
+    dirty: Cell<bool>,
+    /// A task waits for the socket to become writable again.
+    blocked: Cell<bool>,
+    dead: Cell<bool>,
 }
 
 #[derive(Default)]
 struct Hub {
     topics: RefCell<HashMap<String, Vec<Rc<Sub>>>>,
-    next_id: std::cell::Cell<u64>,
+    next_id: Cell<u64>,
+    dirty: RefCell<Vec<Rc<Sub>>>,
+    wake: Notify,
 }
 
 fn json_str<'a>(body: &'a str, key: &str) -> Option<&'a str> {
@@ -48,44 +56,81 @@ fn json_str<'a>(body: &'a str, key: &str) -> Option<&'a str> {
     Some(&rest[..rest.find('"')?])
 }
 
-async fn subscriber(mut s: TcpStream, sub: Rc<Sub>, per_event: bool) {
-    if s
-        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: ok\n\n")
-        .await
-        .is_err()
-    {
+/// Write what is queued for `sub` (one non-blocking write); on a full socket buffer, a task
+/// waits for it to drain.
+fn flush(sub: &Rc<Sub>) {
+    if sub.blocked.get() || sub.dead.get() {
         return;
     }
-    let mut out = Vec::new();
-    loop {
-        sub.wake.notified().await;
-        std::mem::swap(&mut out, &mut *sub.queue.borrow_mut());
-        if out.is_empty() {
-            continue;
-        }
-        let ok = if per_event {
-            let mut ok = true;
-            for ev in out.split_inclusive(|&b| b == 0) {
-                let ev = ev.strip_suffix(&[0]).unwrap_or(ev);
-                if s.write_all(ev).await.is_err() {
-                    ok = false;
-                    break;
-                }
+    let mut q = sub.queue.borrow_mut();
+    while !q.is_empty() {
+        match sub.stream.try_write(&q) {
+            Ok(n) => {
+                q.drain(..n);
             }
-            ok
-        } else {
-            s.write_all(&out).await.is_ok()
-        };
-        out.clear();
-        if !ok {
-            return;
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                sub.blocked.set(true);
+                let sub = sub.clone();
+                tokio::task::spawn_local(async move {
+                    while sub.stream.writable().await.is_ok() {
+                        sub.blocked.set(false);
+                        flush(&sub);
+                        if !sub.blocked.get() {
+                            return;
+                        }
+                    }
+                    sub.dead.set(true);
+                });
+                return;
+            }
+            Err(_) => {
+                sub.dead.set(true);
+                q.clear();
+                return;
+            }
         }
+    }
+}
+
+async fn flusher(hub: Rc<Hub>) {
+    let mut list = Vec::new();
+    loop {
+        hub.wake.notified().await;
+        std::mem::swap(&mut list, &mut *hub.dirty.borrow_mut());
+        for sub in list.drain(..) {
+            sub.dirty.set(false);
+            flush(&sub);
+        }
+    }
+}
+
+fn publish(hub: &Hub, topic: &str, data: &str, per_event: bool) {
+    let id = hub.next_id.get() + 1;
+    hub.next_id.set(id);
+    let ev = format!("id: {id}\ndata: {data}\n\n").into_bytes();
+    let mut topics = hub.topics.borrow_mut();
+    let Some(subs) = topics.get_mut(topic) else {
+        return;
+    };
+    subs.retain(|s| !s.dead.get());
+    let mut dirty = hub.dirty.borrow_mut();
+    for sub in subs.iter() {
+        sub.queue.borrow_mut().extend_from_slice(&ev);
+        if per_event {
+            flush(sub);
+        } else if !sub.dirty.get() {
+            sub.dirty.set(true);
+            dirty.push(sub.clone());
+        }
+    }
+    if !dirty.is_empty() {
+        hub.wake.notify_one();
     }
 }
 
 async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool) {
     let _ = s.set_nodelay(true);
-    // Heap buffer only: a stack array here would live in every subscriber task's future.
+    // Heap buffer only, dropped before the socket is handed to the hub.
     let mut buf = Vec::new();
     loop {
         let h = loop {
@@ -117,43 +162,31 @@ async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool) {
                 Ok(_) => {}
             }
         }
-        let body = String::from_utf8_lossy(&buf[h..h + len]).into_owned();
-        buf.drain(..h + len);
         if method == "GET" {
             if let Some(topic) = target.strip_prefix("/events/") {
                 let topic = topic.to_string();
-                drop((buf, head, body));
-                let sub = Rc::new(Sub {
-                    queue: RefCell::new(Vec::new()),
-                    wake: Notify::new(),
-                });
-                hub.topics
-                    .borrow_mut()
-                    .entry(topic.clone())
-                    .or_default()
-                    .push(sub.clone());
-                subscriber(s, sub.clone(), per_event).await;
-                if let Some(v) = hub.topics.borrow_mut().get_mut(&topic) {
-                    v.retain(|x| !Rc::ptr_eq(x, &sub));
+                drop((buf, head));
+                let hello: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n: ok\n\n";
+                if s.write_all(hello).await.is_err() {
+                    return;
                 }
+                let sub = Rc::new(Sub {
+                    stream: s,
+                    queue: RefCell::new(Vec::new()),
+                    dirty: Cell::new(false),
+                    blocked: Cell::new(false),
+                    dead: Cell::new(false),
+                });
+                hub.topics.borrow_mut().entry(topic).or_default().push(sub);
                 return;
             }
         }
+        let body = String::from_utf8_lossy(&buf[h..h + len]).into_owned();
+        buf.drain(..h + len);
         let reply: &[u8] = if method == "POST" && target == "/publish" {
             match (json_str(&body, "topic"), json_str(&body, "data")) {
                 (Some(topic), Some(data)) => {
-                    let id = hub.next_id.get() + 1;
-                    hub.next_id.set(id);
-                    let mut ev = format!("id: {id}\ndata: {data}\n\n").into_bytes();
-                    if per_event {
-                        ev.push(0);
-                    }
-                    if let Some(subs) = hub.topics.borrow().get(topic) {
-                        for sub in subs {
-                            sub.queue.borrow_mut().extend_from_slice(&ev);
-                            sub.wake.notify_one();
-                        }
-                    }
+                    publish(&hub, topic, data, per_event);
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                 }
                 _ => b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
@@ -179,6 +212,7 @@ async fn serve(o: BareOpts) -> Result<(), String> {
         let _ = out.flush();
     }
     let hub = Rc::new(Hub::default());
+    tokio::task::spawn_local(flusher(hub.clone()));
     loop {
         match l.accept().await {
             Ok((s, _)) => {
