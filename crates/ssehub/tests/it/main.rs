@@ -1,8 +1,10 @@
 //! Integration tests: a real hub on an ephemeral port, spoken to over real sockets.
 
+mod auth;
 mod bad_input;
 mod close;
 mod cors;
+mod mercure;
 mod page;
 mod presence;
 mod publish;
