@@ -73,6 +73,31 @@ fn publish(base: &Path, sync: SyncMode, publishers: usize, run: Duration) -> f64
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// One thread keeps `in_flight` publishes waiting for durability through
+/// [`LogStore::on_durable`] (as an async hub would), appending a new one as each completes.
+fn publish_callbacks(base: &Path, sync: SyncMode, in_flight: u64, run: Duration) -> f64 {
+    let dir = Scratch::new(base, "callbacks");
+    let store = LogStore::open(&dir.0, options(sync)).expect("open");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let issue = |n: u64| {
+        let id = store.append(event(n)).expect("append").id;
+        let tx = tx.clone();
+        store.on_durable(id, move |r| {
+            r.expect("durable");
+            let _ = tx.send(());
+        });
+    };
+    (0..in_flight).for_each(issue);
+    let started = Instant::now();
+    let mut done = 0u64;
+    while started.elapsed() < run {
+        rx.recv().expect("completion");
+        issue(in_flight + done);
+        done += 1;
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
 /// One thread appends `n` events without waiting, then waits once for the last.
 fn append_only(base: &Path, sync: SyncMode, n: u64) -> f64 {
     let dir = Scratch::new(base, "append");
@@ -184,6 +209,16 @@ fn main() {
             let rate = publish(&base, sync, publishers, run);
             say(&format!(
                 "  max_delay={ms}ms max_events={max_events:<4} publishers={publishers:<3} {rate:>10.0} events/s"
+            ));
+        }
+    }
+
+    say("publish: one thread, append + on_durable callback, N publishes in flight, events/s");
+    for (name, sync) in modes {
+        for in_flight in [64, 1024] {
+            let rate = publish_callbacks(&base, sync, in_flight, run);
+            say(&format!(
+                "  sync={name:<6} in_flight={in_flight:<4} {rate:>10.0} events/s"
             ));
         }
     }

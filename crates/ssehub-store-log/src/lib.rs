@@ -221,8 +221,37 @@ struct SyncState {
     /// Fsyncs started so far; the one in flight (if `syncing`) covers up to `target`.
     started: u64,
     target: EventId,
+    /// Callbacks of [`LogStore::on_durable`], called after the fsync covering their id.
+    callbacks: Vec<(EventId, DurableCallback)>,
+    /// The background thread sleeps on `wake` and needs a notification for new work.
+    worker_idle: bool,
     failed: Option<String>,
     shutdown: bool,
+}
+
+/// What [`LogStore::on_durable`] calls.
+type DurableCallback = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// Removes from `s` the callbacks that the fsyncs so far cover (all of them after a failure).
+fn covered_callbacks(s: &mut SyncState) -> Vec<(EventId, DurableCallback)> {
+    if s.callbacks.is_empty() {
+        return Vec::new();
+    }
+    let (failed, durable) = (s.failed.is_some(), s.durable);
+    let (done, rest) = std::mem::take(&mut s.callbacks)
+        .into_iter()
+        .partition(|(id, _)| failed || *id <= durable);
+    s.callbacks = rest;
+    done
+}
+
+fn call_back(done: Vec<(EventId, DurableCallback)>, failed: &Option<String>) {
+    for (_, f) in done {
+        f(match failed {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Unavailable(why.clone())),
+        });
+    }
 }
 
 /// Segment files to delete once the floor is on disk.
@@ -427,6 +456,8 @@ impl LogStore {
                 syncing: false,
                 started: 0,
                 target: last,
+                callbacks: Vec::new(),
+                worker_idle: false,
                 failed: None,
                 shutdown: false,
             }),
@@ -494,6 +525,38 @@ impl LogStore {
     pub fn sync(&self) -> Result<(), StoreError> {
         let written = lock(&self.inner.sync).written;
         self.inner.sync_through(written)
+    }
+
+    /// Calls `done` once the event `id` (and every event before it) is as durable as the
+    /// sync mode promises: the non-blocking form of [`Store::wait_durable`], for a caller
+    /// on an async runtime. `done` runs at once (on this thread) when nothing needs to be
+    /// waited for, else on the store's sync thread after the fsync that covers `id`, with
+    /// every other callback of that fsync: it must be quick and must not block.
+    pub fn on_durable(
+        &self,
+        id: EventId,
+        done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
+    ) {
+        let inner = &*self.inner;
+        if inner.sync_mode == SyncMode::Never {
+            return done(Ok(()));
+        }
+        let mut s = lock(&inner.sync);
+        if let Some(why) = &s.failed {
+            let why = why.clone();
+            drop(s);
+            return done(Err(StoreError::Unavailable(why)));
+        }
+        let id = id.min(s.written);
+        if s.durable >= id {
+            drop(s);
+            return done(Ok(()));
+        }
+        s.callbacks.push((id, Box::new(done)));
+        if inner.sync_mode == SyncMode::Always && s.worker_idle {
+            s.worker_idle = false;
+            inner.wake.notify_one();
+        }
     }
 
     /// The last error of background maintenance (writing the meta file, deleting a segment),
@@ -578,15 +641,9 @@ impl Inner {
             meta::sync_dir(&self.dir)?;
         }
         let file = Arc::new(file);
-        {
-            let mut s = lock(&self.sync);
-            if self.sync_mode != SyncMode::Never {
-                // Everything written so far is in the segment just fsynced.
-                s.durable = s.durable.max(s.written);
-                self.synced.iter().for_each(Condvar::notify_all);
-            }
-            s.active = file.clone();
-        }
+        // Records of the finished segment count as durable at the next fsync, which then
+        // also wakes their waiters and calls their callbacks.
+        lock(&self.sync).active = file.clone();
         st.disk += MAGIC.len() as u64;
         st.segments.push_back(Segment {
             no,
@@ -758,7 +815,19 @@ impl Inner {
                 self.synced.iter().for_each(Condvar::notify_all);
             }
         }
-        s
+        let done = covered_callbacks(&mut s);
+        if !s.callbacks.is_empty() && s.worker_idle {
+            // Callbacks this fsync did not cover: the background thread runs the next one.
+            s.worker_idle = false;
+            self.wake.notify_one();
+        }
+        if done.is_empty() {
+            return s;
+        }
+        let failed = s.failed.clone();
+        drop(s);
+        call_back(done, &failed);
+        lock(&self.sync)
     }
 
     /// The background thread: group commit under [`SyncMode::Batch`], and age retention.
@@ -782,25 +851,36 @@ impl Inner {
                 continue;
             }
             let mut timeout = if ages { next_age_trim - now } else { AGE_TICK };
-            if let SyncMode::Batch {
-                max_delay,
-                max_events,
-            } = self.sync_mode
-            {
-                if s.written > s.durable && !s.syncing && s.failed.is_none() {
-                    let due = s.first_pending.map_or(now, |t| t + max_delay);
-                    if s.pending >= max_events || now >= due {
+            if s.written > s.durable && !s.syncing && s.failed.is_none() {
+                let due = match self.sync_mode {
+                    SyncMode::Batch {
+                        max_delay,
+                        max_events,
+                    } => Some(if s.pending >= max_events {
+                        now
+                    } else {
+                        s.first_pending.map_or(now, |t| t + max_delay)
+                    }),
+                    // Under `Always` callers of `wait_durable` fsync themselves; the
+                    // callbacks of `on_durable` are served here, at once.
+                    SyncMode::Always => (!s.callbacks.is_empty()).then_some(now),
+                    SyncMode::Never => None,
+                };
+                if let Some(due) = due {
+                    if now >= due {
                         s = self.run_sync(s);
                         continue;
                     }
                     timeout = timeout.min(due - now);
                 }
             }
+            s.worker_idle = true;
             s = self
                 .wake
                 .wait_timeout(s, timeout)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            s.worker_idle = false;
         }
     }
 }
@@ -904,7 +984,8 @@ impl Store for LogStore {
                     s.first_pending = Some(Instant::now());
                 }
                 if let SyncMode::Batch { max_events, .. } = inner.sync_mode {
-                    if first || s.pending == max_events {
+                    if (first || s.pending == max_events) && s.worker_idle {
+                        s.worker_idle = false;
                         inner.wake.notify_one();
                     }
                 }
@@ -1042,6 +1123,12 @@ impl Drop for LogStore {
             let _ = worker.join();
         }
         let _ = self.sync();
+        let (rest, failed) = {
+            let mut s = lock(&self.inner.sync);
+            (std::mem::take(&mut s.callbacks), s.failed.clone())
+        };
+        // After the final fsync: every callback left is covered, unless the store failed.
+        call_back(rest, &failed);
         let floor = self.inner.read_state().floor;
         let mut m = lock(&self.inner.maintenance);
         if floor > m.persisted_floor && meta::write(&self.inner.dir, floor, true).is_ok() {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{append, no_retention, open, options, read_all, TempDir};
-use ssehub_core::{EventId, Store};
+use ssehub_core::{EventId, NewEvent, Store};
 use ssehub_store_log::SyncMode;
 
 #[test]
@@ -103,4 +103,71 @@ fn waiting_for_an_id_not_yet_appended_does_not_hang() {
     store
         .wait_durable(EventId::new(id.ms + 1_000_000, 0))
         .unwrap();
+}
+
+#[test]
+fn on_durable_calls_back_after_the_covering_fsync() {
+    for sync in [
+        SyncMode::Always,
+        SyncMode::Batch {
+            max_delay: Duration::from_millis(2),
+            max_events: 16,
+        },
+        SyncMode::Never,
+    ] {
+        let dir = TempDir::new("on-durable");
+        let store = std::sync::Arc::new(open(dir.path(), options(no_retention(), sync, 8 << 10)));
+        let (tx, rx) = mpsc::channel();
+        for i in 0..300 {
+            let id = append(&*store, &i.to_string());
+            let tx = tx.clone();
+            store.on_durable(id, move |r| tx.send((id, r.is_ok())).unwrap());
+        }
+        let mut got: Vec<(EventId, bool)> = (0..300)
+            .map(|_| {
+                rx.recv_timeout(Duration::from_secs(10))
+                    .expect("every callback is called")
+            })
+            .collect();
+        assert!(got.iter().all(|(_, ok)| *ok), "{sync:?}");
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 300, "{sync:?}: each callback once");
+
+        // A callback may append and register another: it runs without the store's locks.
+        let (tx2, rx2) = mpsc::channel();
+        let id = append(&*store, "first");
+        let s2 = store.clone();
+        store.on_durable(id, move |_| {
+            let next = s2
+                .append(NewEvent::new(common::topic("a"), "from a callback"))
+                .unwrap()
+                .id;
+            s2.on_durable(next, move |r| tx2.send(r.is_ok()).unwrap());
+        });
+        assert!(rx2
+            .recv_timeout(Duration::from_secs(10))
+            .expect("chained callback"));
+    }
+}
+
+#[test]
+fn pending_callbacks_are_called_when_the_store_closes() {
+    let dir = TempDir::new("on-durable-drop");
+    let sync = SyncMode::Batch {
+        max_delay: Duration::from_secs(3600),
+        max_events: 1_000_000,
+    };
+    let store = open(dir.path(), options(no_retention(), sync, 1 << 20));
+    let (tx, rx) = mpsc::channel();
+    let id = append(&store, "x");
+    store.on_durable(id, move |r| tx.send(r.is_ok()).unwrap());
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "not before the batch is due"
+    );
+    drop(store);
+    assert!(rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("called at close"));
 }
