@@ -3,6 +3,7 @@
 //! pages of 1000, and the time to reopen a store holding 1M events.
 //!
 //! `cargo run --release -p ssehub-store-log --example logbench [-- --quick] [--dir D]`
+//! (`--replay-only` fills 100k events once and replays them 20 times, for a profiler).
 //! Each publish figure runs for about a second. Events carry one topic and 100 bytes.
 
 use std::io::Write;
@@ -170,6 +171,17 @@ fn main() {
             PathBuf::from,
         );
     std::fs::create_dir_all(&base).expect("bench dir");
+    if args.iter().any(|a| a == "--replay-only") {
+        // For profiling: fill once, then replay 20 times.
+        let dir = Scratch::new(&base, "replay-only");
+        fill(&dir.0, 100_000);
+        let store = LogStore::open(&dir.0, options(SyncMode::Never)).expect("open");
+        for _ in 0..20 {
+            let (events, secs, _) = replay(&store);
+            say(&format!("replay: {events} events, {:.1} ms", secs * 1e3));
+        }
+        return;
+    }
     let run = if quick {
         Duration::from_millis(300)
     } else {
