@@ -56,6 +56,9 @@ pub struct Layer {
     /// Most topics per subscription or publish [default: 64]
     #[arg(long, env = "SSEHUB_MAX_TOPICS", value_name = "N")]
     pub max_topics: Option<u64>,
+    /// Largest request head (request line and headers) in bytes [default: 16384]
+    #[arg(long, env = "SSEHUB_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<u64>,
     /// Bytes a subscriber may have queued before its stream is ended [default: 262144]
     #[arg(long, env = "SSEHUB_SUBSCRIBER_BUFFER", value_name = "BYTES")]
     pub subscriber_buffer: Option<u64>,
@@ -156,7 +159,7 @@ pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
 
 fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
-        max_payload, cors_origins, max_connections, max_topics, subscriber_buffer,
+        max_payload, cors_origins, max_connections, max_topics, max_header_bytes, subscriber_buffer,
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime)
@@ -262,6 +265,7 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         public_dir,
         max_connections: usize::try_from(positive(layer.max_connections, "max_connections")?)?,
         max_topics: usize::try_from(positive(layer.max_topics, "max_topics")?)?,
+        max_header_bytes: usize::try_from(positive(layer.max_header_bytes, "max_header_bytes")?)?,
         subscriber_buffer: usize::try_from(positive(
             layer.subscriber_buffer,
             "subscriber_buffer",

@@ -64,6 +64,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Most topics in one subscription or one publish.
     pub max_topics: usize,
+    /// Largest request head (request line and headers); larger ones get `431`.
+    pub max_header_bytes: usize,
     /// Bytes a subscriber may have queued before the hub ends its stream.
     pub subscriber_buffer: usize,
     /// How long shutdown waits for streams to end before it stops anyway.
@@ -94,6 +96,7 @@ impl Default for Config {
             public_dir: None,
             max_connections: 100_000,
             max_topics: 64,
+            max_header_bytes: 16 * 1024,
             subscriber_buffer: 256 * 1024,
             shutdown_grace: Duration::from_secs(5),
             auth: AuthConfig::default(),

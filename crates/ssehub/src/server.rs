@@ -36,9 +36,6 @@ use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_
 use crate::hub::Hub;
 use crate::stream::EventStream;
 
-/// Largest request head read by the direct path; a larger one goes to hyper, which
-/// answers it (431) with its own limit.
-const MAX_HEAD: usize = 16 * 1024;
 /// A client must send its request head within this time (slow-loris guard).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Written data that stays unacknowledged this long ends the stream (TCP_USER_TIMEOUT):
@@ -62,10 +59,16 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    let task = connection(socket, peer, hub.clone(), router.clone(), graceful.watcher());
+                    let setup = Box::pin(connection(socket, peer, hub.clone(), router.clone(), graceful.watcher()));
                     let alive = alive.clone();
+                    // The task's own state is only the live stream: everything needed to get
+                    // there (head, timers, hyper) lives in a box freed when the stream starts.
                     tokio::spawn(async move {
-                        task.await;
+                        if let Some(streaming) = setup.await {
+                            if let Err(e) = streaming.await {
+                                tracing::debug!(error = %e, "stream ended");
+                            }
+                        }
                         drop(alive);
                     });
                 }
@@ -95,42 +98,37 @@ pub async fn run(
     Ok(())
 }
 
+/// Reads the request head and answers it: returns the live stream for a subscribe request
+/// (the caller drives it), or serves anything else to the end and returns `None`.
 async fn connection(
     mut socket: TcpStream,
     peer: SocketAddr,
     hub: Arc<Hub>,
     router: Router,
     graceful: Watcher,
-) {
-    // Boxed so the timer lives only while the head is read, not in every stream's task.
-    let head = match Box::pin(tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket))).await {
+) -> Option<Streaming> {
+    let max_head = hub.config.max_header_bytes;
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, max_head)).await {
         Ok(Ok(head)) => head,
-        Ok(Err(_)) | Err(_) => return,
+        Ok(Err(_)) | Err(_) => return None,
     };
-    let answer = direct_stream(&hub, peer, &head);
-    // What an idle stream's task holds is what is live across the await below: drop the
-    // rest first.
-    drop(hub);
-    let result = match answer {
+    match direct_stream(&hub, peer, &head) {
         Some(Answer::Stream {
             head: response,
             body,
-        }) => {
-            drop((head, router, graceful));
-            stream(socket, response, body).await
-        }
+        }) => Some(stream(socket, response, body)),
         Some(Answer::Fixed(bytes)) => {
-            drop((head, router, graceful));
-            fixed(socket, bytes).await
+            if let Err(e) = fixed(socket, bytes).await {
+                tracing::debug!(error = %e, "answer not delivered");
+            }
+            None
         }
         None => {
-            // Boxed: a hyper connection is large, and only non-stream requests need it.
-            Box::pin(serve_routed(socket, peer, head, router, graceful)).await;
-            Ok(())
+            drop(hub);
+            // Boxed: a hyper connection is large.
+            Box::pin(serve_routed(socket, peer, head, max_head, router, graceful)).await;
+            None
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "stream ended");
     }
 }
 
@@ -139,6 +137,7 @@ async fn serve_routed(
     socket: TcpStream,
     peer: SocketAddr,
     head: Vec<u8>,
+    max_head: usize,
     router: Router,
     graceful: Watcher,
 ) {
@@ -155,6 +154,8 @@ async fn serve_routed(
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT)
+        // Bounds the request head (431 above it); bodies still stream through in pieces.
+        .max_buf_size(max_head.max(8192))
         .serve_connection(io, service);
     if let Err(e) = graceful.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
@@ -178,17 +179,30 @@ fn stream(socket: TcpStream, head: Vec<u8>, body: EventStream) -> Streaming {
     }
 }
 
-/// Reads until the end of the request head, or until `MAX_HEAD` bytes, or EOF.
-async fn read_head(socket: &mut TcpStream) -> io::Result<Vec<u8>> {
+/// Reads until the end of the request head, or until `max` bytes, or EOF, or bytes that
+/// cannot start a request.
+async fn read_head(socket: &mut TcpStream, max: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        if buf.len() >= MAX_HEAD || buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() >= max || buf.windows(4).any(|w| w == b"\r\n\r\n") || !could_be_request(&buf) {
             return Ok(buf);
         }
         buf.reserve(1024);
         if socket.read_buf(&mut buf).await? == 0 {
             return Ok(buf);
         }
+    }
+}
+
+/// False once `buf` cannot be the start of an HTTP request: stop waiting for more and let
+/// hyper answer it (400) at once.
+fn could_be_request(buf: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    match httparse::Request::new(&mut headers).parse(buf) {
+        Ok(_) => true,
+        // More headers than the direct path looks at is still a request; hyper decides.
+        Err(httparse::Error::TooManyHeaders) => true,
+        Err(_) => false,
     }
 }
 
@@ -327,6 +341,10 @@ impl Future for Streaming {
             if !this.pending.is_empty() {
                 match Pin::new(&mut this.socket).poll_write(cx, &this.pending) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) if n == this.pending.len() => {
+                        // Let go of the buffer now: an idle stream keeps nothing written.
+                        this.pending = Bytes::new();
+                    }
                     Poll::Ready(Ok(n)) => this.pending.advance(n),
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => {
@@ -425,35 +443,11 @@ impl AsyncWrite for Rewind {
 mod tests {
     use super::*;
 
-    /// Every idle stream is one task holding this future: keep it small (see BENCHMARKS.md).
-    #[tokio::test]
-    async fn a_stream_task_stays_small() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (socket, _) = listener.accept().await.unwrap();
-        let hub = Hub::new(
-            crate::Config::default(),
-            Arc::new(ssehub_core::MemoryStore::new(
-                ssehub_core::Retention::events(10),
-            )),
-        );
-        let graceful = GracefulShutdown::new();
-        let peer = socket.peer_addr().unwrap();
-        let future = connection(
-            socket,
-            peer,
-            hub.clone(),
-            crate::router(hub),
-            graceful.watcher(),
-        );
-        let size = std::mem::size_of_val(&future);
-        eprintln!(
-            "connection future: {size} bytes; EventStream {} bytes",
-            std::mem::size_of::<EventStream>()
-        );
-        assert!(size < 1024, "connection future is {size} bytes");
-        drop(client);
+    /// An idle stream's task holds a `Streaming` (and a pointer or two): keep it small. See
+    /// BENCHMARKS.md for the memory per connection this gives.
+    #[test]
+    fn a_stream_task_stays_small() {
+        let size = std::mem::size_of::<Streaming>();
+        assert!(size <= 256, "Streaming is {size} bytes");
     }
 }

@@ -1,0 +1,160 @@
+//! The auth settings as a deployment gives them: the reference Mercure hub's environment
+//! variables (`MERCURE_PUBLISHER_JWT_KEY`, `MERCURE_SUBSCRIBER_JWT_KEY`,
+//! `MERCURE_EXTRA_DIRECTIVES`) on a real hub process, and refusals naming the key.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+
+struct Hub {
+    child: Child,
+    url: String,
+}
+
+impl Hub {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Hub {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
+            .args(args)
+            .env_remove("MERCURE_PUBLISHER_JWT_KEY")
+            .env_remove("MERCURE_SUBSCRIBER_JWT_KEY")
+            .env_remove("MERCURE_EXTRA_DIRECTIVES");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start hub");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .expect("first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        Hub { child, url }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
+        .args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    assert!(
+        !output.status.success(),
+        "{args:?} {env:?} should be refused"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn token(secret: &str, claims: serde_json::Value) -> String {
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+async fn status(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn mercure_environment_variables_configure_the_hub() {
+    let hub = Hub::start(
+        &[],
+        &[
+            ("MERCURE_PUBLISHER_JWT_KEY", "pub-key"),
+            ("MERCURE_SUBSCRIBER_JWT_KEY", "sub-key"),
+            ("MERCURE_EXTRA_DIRECTIVES", "anonymous\nsubscriptions"),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let publish = || {
+        http.post(format!("{}/.well-known/mercure", hub.url))
+            .form(&[("topic", "https://example.com/a"), ("data", "x")])
+    };
+    assert_eq!(status(publish()).await, 401);
+    let good = token(
+        "pub-key",
+        serde_json::json!({"mercure": {"publish": ["*"]}}),
+    );
+    assert_eq!(status(publish().bearer_auth(&good)).await, 200);
+    // anonymous: a subscriber without a token is let in.
+    let subscribe = http
+        .get(format!("{}/.well-known/mercure?topic=a", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribe.status().as_u16(), 200);
+    drop(subscribe);
+    // subscriptions: the API is served (and wants a subscriber token).
+    let api = http
+        .get(format!("{}/.well-known/mercure/subscriptions", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 401);
+
+    // SSEHUB_* beats MERCURE_*.
+    let hub = Hub::start(
+        &[],
+        &[
+            ("MERCURE_PUBLISHER_JWT_KEY", "mercure-key"),
+            ("SSEHUB_PUBLISHER_JWT_KEY", "ssehub-key"),
+            ("MERCURE_SUBSCRIBER_JWT_KEY", "sub-key"),
+        ],
+    );
+    let mercure_signed = token(
+        "mercure-key",
+        serde_json::json!({"mercure": {"publish": ["*"]}}),
+    );
+    let response = http
+        .post(format!("{}/publish", hub.url))
+        .bearer_auth(mercure_signed)
+        .json(&serde_json::json!({"topic": "a"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    // No anonymous here: a subscriber needs a token.
+    assert_eq!(status(http.get(format!("{}/events/a", hub.url))).await, 401);
+}
+
+#[test]
+fn bad_auth_settings_are_refused_naming_the_key() {
+    let err = refused(&["--jwt-algorithms", "HS256,none"], &[]);
+    assert!(err.contains("jwt_algorithms"), "{err}");
+    let err = refused(&["--subscriber-jwt-key", "/no/such/key.pem"], &[]);
+    assert!(err.contains("subscriber_jwt_key"), "{err}");
+    let err = refused(&["--mercure-dialect", "2"], &[]);
+    assert!(err.contains("mercure_dialect"), "{err}");
+    let err = refused(
+        &["--publisher-jwt-key", "secret", "--jwt-algorithms", "RS256"],
+        &[],
+    );
+    assert!(err.contains("publisher_jwt_key"), "{err}");
+    let err = refused(&[], &[("MERCURE_EXTRA_DIRECTIVES", "heartbeat soon")]);
+    assert!(err.contains("MERCURE_EXTRA_DIRECTIVES"), "{err}");
+}
