@@ -896,6 +896,7 @@ struct Slice {
 fn read_slice(
     slice: &Slice,
     filter: &dyn Fn(&Event) -> bool,
+    topics: &mut record::TopicCache,
     out: &mut Vec<Arc<Event>>,
 ) -> Result<(), StoreError> {
     let mut buf = Vec::new();
@@ -936,7 +937,7 @@ fn read_slice(
                     "checksum mismatch on read",
                 ));
             }
-            let event = record::decode(payload)
+            let event = record::decode(payload, topics)
                 .map_err(|why| corrupt(&slice.path, e.offset.into(), &why))?;
             if event.id != e.id {
                 return Err(corrupt(
@@ -1043,8 +1044,9 @@ impl Store for LogStore {
             (through, si >= st.segments.len())
         };
         let mut events = Vec::new();
+        let mut topics = record::TopicCache::default();
         for slice in &slices {
-            read_slice(slice, filter, &mut events)?;
+            read_slice(slice, filter, &mut topics, &mut events)?;
         }
         Ok(ReadBatch {
             events,

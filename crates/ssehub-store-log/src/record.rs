@@ -18,6 +18,8 @@
 //! The custom id comes first so that recovery reads only the fixed fields and the custom id;
 //! the rest is decoded when a replay reads the record.
 
+use std::collections::HashMap;
+
 use ssehub_core::{Event, EventId, EventName, NewEvent, Topic, WireId};
 
 /// Bytes before the payload: checksum and length.
@@ -157,8 +159,28 @@ pub(crate) fn summary(payload: &[u8]) -> Result<Summary, String> {
     })
 }
 
+/// Topics already validated during one read, shared by the events that carry them (a
+/// replay sees the same few topics over and over).
+#[derive(Default)]
+pub(crate) struct TopicCache(HashMap<Box<str>, Topic>);
+
+impl TopicCache {
+    const MAX: usize = 256;
+
+    fn get(&mut self, name: &str) -> Result<Topic, String> {
+        if let Some(t) = self.0.get(name) {
+            return Ok(t.clone());
+        }
+        let t = Topic::new(name).map_err(|e| format!("topic: {e}"))?;
+        if self.0.len() < Self::MAX {
+            self.0.insert(name.into(), t.clone());
+        }
+        Ok(t)
+    }
+}
+
 /// Decodes a verified payload into the stored event, rebuilding its SSE encoding.
-pub(crate) fn decode(payload: &[u8]) -> Result<Event, String> {
+pub(crate) fn decode(payload: &[u8], topics_seen: &mut TopicCache) -> Result<Event, String> {
     let mut c = Cursor { b: payload, at: 0 };
     let id = EventId::new(c.u64()?, c.u64()?);
     let _enc_len = c.u32()?;
@@ -184,7 +206,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Event, String> {
     let count = c.u16()?;
     let mut topics = Vec::with_capacity(count.into());
     for _ in 0..count {
-        topics.push(Topic::new(c.short_str()?).map_err(|e| format!("topic: {e}"))?);
+        topics.push(topics_seen.get(c.short_str()?)?);
     }
     let data_len = c.u32()? as usize;
     let data = c.str(data_len)?.to_owned();
@@ -272,7 +294,10 @@ mod tests {
         assert_eq!(s.id, event.id);
         assert_eq!(s.enc_len as usize, event.encoded.len());
         assert_eq!(s.custom.as_deref(), Some("urn:1"));
-        assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), event);
+        assert_eq!(
+            decode(&buf[HEADER_LEN..], &mut TopicCache::default()).unwrap(),
+            event
+        );
 
         let plain = Event::assign(
             EventId::new(1, 0),
@@ -280,7 +305,10 @@ mod tests {
         );
         encode(&plain, &mut buf).unwrap();
         assert_eq!(buf.len() - HEADER_LEN, MIN_PAYLOAD as usize + 2 + 1);
-        assert_eq!(decode(&buf[HEADER_LEN..]).unwrap(), plain);
+        assert_eq!(
+            decode(&buf[HEADER_LEN..], &mut TopicCache::default()).unwrap(),
+            plain
+        );
     }
 
     #[test]
@@ -314,7 +342,10 @@ mod tests {
         encode(&event, &mut buf).unwrap();
         let payload = &buf[HEADER_LEN..];
         for n in 0..payload.len() {
-            assert!(decode(&payload[..n]).is_err(), "prefix of {n} bytes");
+            assert!(
+                decode(&payload[..n], &mut TopicCache::default()).is_err(),
+                "prefix of {n} bytes"
+            );
         }
     }
 }
