@@ -57,6 +57,8 @@ async function openSources(page, sources) {
 }
 
 const got = (page) => page.evaluate(() => window.got);
+/** Closes EventSources: Chromium opens at most six HTTP/1.1 connections per host. */
+const closeSources = (page, names) => page.evaluate((n) => n.forEach((k) => window.es[k].close()), names);
 const q = (selectors, key = 'topic') => selectors.map((s) => `${key}=${encodeURIComponent(s)}`).join('&');
 
 async function startPageServer(t) {
@@ -115,6 +117,23 @@ test('each selector kind receives what matches, and private updates only with a 
   await sleep(200);
   const after = await got(page);
   assert.deepEqual(after.template, ['book one', 'book two'], 'anonymous: no private update');
+
+  // Replay: `earliest` and an unknown id both give the retained history; the granted
+  // subscriber's replay includes the private updates, an anonymous one's does not.
+  await closeSources(page, ['exact', 'template', 'any', 'other', 'alternate', 'granted']);
+  await context.clearCookies();
+  await openSources(page, [
+    ['earliest', `${base}${q([BOOKS])}&lastEventID=earliest`],
+    ['unknown', `${base}${q([BOOKS])}&lastEventID=no-such-id`],
+  ]);
+  await context.addCookies([{ name: 'mercureAuthorization', value: token, url: hub.url }]);
+  await openSources(page, [['grantedReplay', `${base}${q([BOOKS])}&lastEventID=urn:e2e:1`]]);
+  await waitFor(async () => (await got(page)).grantedReplay.length === 3, { what: 'the granted replay' });
+  await sleep(200);
+  const replays = await got(page);
+  assert.deepEqual(replays.earliest, ['book one', 'book two']);
+  assert.deepEqual(replays.unknown, ['book one', 'book two']);
+  assert.deepEqual(replays.grantedReplay, ['book two', 'private book', 'second private book']);
 });
 
 test('a cookie token works across origins with CORS credentials', async (t) => {
@@ -224,6 +243,13 @@ test('dialect 1: match and match_urlpattern selectors, access tokens, the 1.0 co
   assert.deepEqual(await got(page), {
     exact: ['one'], pattern: ['one', 'two'], any: ['one', 'two'], other: [],
   });
+  await openSources(page, [
+    ['earliest', `${base}${q(['https://example.com/books/:id'], 'match_urlpattern')}&last_event_id=earliest`],
+    ['unknown', `${base}${q(['*'], 'match')}&last_event_id=no-such-id`],
+  ]);
+  await waitFor(async () => (await got(page)).unknown.length === 2, { what: 'the dialect 1 replays' });
+  assert.deepEqual((await got(page)).earliest, ['one', 'two']);
+  await closeSources(page, ['unknown']);
 
   // The 1.0 cookie carries an access token granting a URL pattern.
   const token = jwt.sign({
@@ -254,4 +280,5 @@ test('dialect 1: match and match_urlpattern selectors, access tokens, the 1.0 co
   const all = await got(page);
   assert.deepEqual(all.granted, ['private']);
   assert.deepEqual(all.pattern, ['one', 'two'], 'no private update without a grant');
+  assert.deepEqual(all.earliest, ['one', 'two'], 'no private update without a grant');
 });
