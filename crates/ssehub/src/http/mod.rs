@@ -43,8 +43,11 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/metrics", get(topics::metrics))
         .route(
             mercure::HUB_PATH,
-            get(mercure::subscribe).post(mercure::publish),
+            get(mercure::subscribe)
+                .post(mercure::publish)
+                .fallback(mercure::subscribe_query),
         )
+        .route(mercure::METADATA_PATH, get(mercure::metadata))
         .route(mercure::SUBSCRIPTIONS_PATH, get(mercure::subscription_list))
         .route(
             "/.well-known/mercure/subscriptions/{a}",

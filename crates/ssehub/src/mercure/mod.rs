@@ -11,6 +11,7 @@
 //! `%20`), consistently for publishing, subscribing and grants, so a Mercure topic and its
 //! hub topic name the same events. Control characters are refused (400), as the spec says.
 
+mod metadata;
 mod publish;
 mod subscribe;
 mod subscriptions;
@@ -27,8 +28,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use ssehub_core::{EventName, NewEvent, Topic};
 
+pub use metadata::{metadata, METADATA_PATH};
 pub use publish::publish;
-pub use subscribe::subscribe;
+pub use subscribe::{subscribe, subscribe_query};
 pub use subscriptions::{
     subscription_list, subscriptions_one, subscriptions_three, subscriptions_two,
 };
@@ -307,6 +309,26 @@ impl MercureError {
             message: error.message,
             challenge,
         }
+    }
+
+    /// Dialect 1: points a 401's challenge at the protected-resource metadata (RFC 9728).
+    pub fn with_resource_metadata(
+        mut self,
+        headers: &axum::http::HeaderMap,
+        dialect: Dialect,
+    ) -> Self {
+        if dialect != Dialect::V1 || self.status != StatusCode::UNAUTHORIZED {
+            return self;
+        }
+        if let Some(url) = metadata::metadata_url(headers) {
+            let param = format!("resource_metadata=\"{url}\"");
+            self.challenge = Some(match self.challenge.take() {
+                Some(c) if c == "Bearer" => format!("Bearer {param}"),
+                Some(c) => format!("{c}, {param}"),
+                None => format!("Bearer {param}"),
+            });
+        }
+        self
     }
 
     pub fn from_api(error: crate::http::ApiError) -> MercureError {

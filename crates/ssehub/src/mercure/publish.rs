@@ -38,7 +38,9 @@ pub async fn publish(
         Ok(new) => new,
         Err(error) => {
             Metrics::add(&hub.metrics.publish_rejected, 1);
-            return error.into_response();
+            return error
+                .with_resource_metadata(&headers, dialect)
+                .into_response();
         }
     };
     match hub.publish(new).await {

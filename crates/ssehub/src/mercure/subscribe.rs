@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use ssehub_core::Locate;
 
 use super::template::{UriTemplate, MAX_TEMPLATE_LEN};
@@ -29,7 +30,39 @@ pub async fn subscribe(
 ) -> Response {
     match open(&hub, query.as_deref(), &headers) {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => error
+            .with_resource_metadata(&headers, hub.config.mercure_dialect)
+            .into_response(),
+    }
+}
+
+/// Dialect 1 also subscribes with the `QUERY` method: the parameters are form-encoded in the
+/// body, joined with the query string's (whose `last_event_id` wins).
+pub async fn subscribe_query(
+    State(hub): State<Arc<Hub>>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if method.as_str() != "QUERY" || hub.config.mercure_dialect != Dialect::V1 {
+        return MercureError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+            .into_response();
+    }
+    let Ok(body) = std::str::from_utf8(&body) else {
+        return MercureError::bad_request("the QUERY body is not UTF-8").into_response();
+    };
+    // Later pairs win: the body first, then the query string.
+    let joined = match query.as_deref().filter(|q| !q.is_empty()) {
+        Some(q) if !body.is_empty() => format!("{body}&{q}"),
+        Some(q) => q.to_owned(),
+        None => body.to_owned(),
+    };
+    match open(&hub, Some(&joined), &headers) {
+        Ok(response) => response,
+        Err(error) => error
+            .with_resource_metadata(&headers, Dialect::V1)
+            .into_response(),
     }
 }
 

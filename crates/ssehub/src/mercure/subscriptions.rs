@@ -134,7 +134,9 @@ fn answer(hub: &Hub, query: Option<String>, headers: &HeaderMap, filter: Filter)
         path.push_str(&segment(&part));
     }
     if let Err(e) = authorize(hub, query.as_deref(), headers, &path) {
-        return MercureError::auth(e, dialect).into_response();
+        return MercureError::auth(e, dialect)
+            .with_resource_metadata(headers, dialect)
+            .into_response();
     }
     let mut found: Vec<Value> = Vec::new();
     for selection in hub.selections() {

@@ -451,6 +451,47 @@ async fn dialect_1_match_parameters_access_tokens_and_headers() {
     exact.quiet_for(Duration::from_millis(100)).await;
     assert_eq!(pattern.event().await.data, "private one");
     assert_eq!(pattern.event().await.data, "public");
+    // The QUERY method: parameters in the body, joined with the query string's.
+    let response = hub
+        .http
+        .request(
+            reqwest::Method::from_bytes(b"QUERY").unwrap(),
+            hub.url("/.well-known/mercure?last_event_id=earliest"),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", &auth)
+        .body("match=https%3A%2F%2Fexample.com%2Fpublic&last_event_id=ignored")
+        .send()
+        .await
+        .unwrap();
+    let mut by_query = Sse::new(response);
+    assert_eq!(by_query.status, 200);
+    assert_eq!(by_query.header("mercure-last-event-id"), Some("earliest"));
+    assert_eq!(by_query.event().await.data, "public");
+
+    // Protected-resource metadata, and 401s that point at it.
+    let metadata: Value = hub
+        .get_json("/.well-known/oauth-protected-resource/.well-known/mercure")
+        .await;
+    assert_eq!(
+        metadata["resource"],
+        format!("http://{}/.well-known/mercure", hub.addr)
+    );
+    assert_eq!(metadata["mercure_cookie"], "__Secure-mercure_access_token");
+    assert_eq!(
+        metadata["mercure_matcher_types_supported"],
+        json!(["exact", "urlpattern"])
+    );
+    let anonymous = hub.subscribe("/.well-known/mercure?match=a", &[]).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        anonymous.header("www-authenticate").unwrap(),
+        format!(
+            "Bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/.well-known/mercure\"",
+            hub.addr
+        )
+    );
+
     // `type=mercure` is reserved in dialect 1.
     let (status, _, _) = publish(&hub, &[("topic", "x"), ("type", "mercure")]).await;
     assert_eq!(status, 400);
