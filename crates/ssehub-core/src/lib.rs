@@ -18,5 +18,5 @@ pub use event::{Event, EventName, FieldError, NewEvent, WireId};
 pub use id::{EventId, ParseIdError};
 pub use memory::MemoryStore;
 pub use parse::{ParsedEvent, Parser, ParserItem};
-pub use store::{Locate, ReadBatch, Retention, Store, StoreError, StoreStats};
+pub use store::{DurableCallback, Locate, ReadBatch, Retention, Store, StoreError, StoreStats};
 pub use topic::{Topic, TopicError, MAX_TOPIC_LEN};

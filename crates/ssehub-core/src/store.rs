@@ -126,4 +126,14 @@ pub trait Store: Send + Sync + 'static {
         let _ = id;
         Ok(())
     }
+
+    /// Calls `done` once `id` is durable: at once for stores that have nothing to wait
+    /// for, later (from the store's own thread) for group commit. The hub awaits this
+    /// instead of blocking a thread per publish.
+    fn on_durable(&self, id: EventId, done: DurableCallback) {
+        done(self.wait_durable(id));
+    }
 }
+
+/// What [`Store::on_durable`] calls when the event is durable, or the store failed.
+pub type DurableCallback = Box<dyn FnOnce(Result<(), StoreError>) + Send>;

@@ -956,6 +956,10 @@ fn read_slice(
 }
 
 impl Store for LogStore {
+    fn on_durable(&self, id: EventId, done: ssehub_core::DurableCallback) {
+        LogStore::on_durable(self, id, done);
+    }
+
     fn append(&self, new: NewEvent) -> Result<Arc<Event>, StoreError> {
         let inner = &*self.inner;
         let now = (inner.clock)();

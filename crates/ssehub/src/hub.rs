@@ -258,13 +258,18 @@ impl Hub {
                 .all(|t| state.topics.get(t).is_some_and(|e| e.closed))
     }
 
-    /// Waits, off the async runtime, until the store has made `event` durable.
-    async fn wait_durable(self: &Arc<Self>, event: &Event) -> Result<(), StoreError> {
-        let hub = self.clone();
-        let id = event.id;
-        tokio::task::spawn_blocking(move || hub.store.wait_durable(id))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("durability wait failed: {e}")))?
+    /// Waits until the store has made `event` durable, without holding a thread: the store
+    /// calls back (at once in memory, after the group's fsync for the log).
+    async fn wait_durable(&self, event: &Event) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.store.on_durable(
+            event.id,
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            }),
+        );
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the store dropped a durability wait".into()))?
     }
 
     fn count_overflow(&self, subscriber: SubscriberId, topic: &Topic) {
