@@ -66,6 +66,9 @@ pub struct Config {
     pub max_topics: usize,
     /// Largest request head (request line and headers); larger ones get `431`.
     pub max_header_bytes: usize,
+    /// Most open connections from one client address; more get `429` with `Retry-After`.
+    /// 0: no limit.
+    pub max_connections_per_ip: usize,
     /// Bytes a subscriber may have queued before the hub ends its stream.
     pub subscriber_buffer: usize,
     /// How long shutdown waits for streams to end before it stops anyway.
@@ -97,6 +100,7 @@ impl Default for Config {
             max_connections: 100_000,
             max_topics: 64,
             max_header_bytes: 16 * 1024,
+            max_connections_per_ip: 0,
             subscriber_buffer: 256 * 1024,
             shutdown_grace: Duration::from_secs(5),
             auth: AuthConfig::default(),

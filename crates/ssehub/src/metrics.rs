@@ -10,6 +10,8 @@ pub struct Metrics {
     pub connections_total: AtomicU64,
     /// Subscribe requests refused because `max_connections` was reached.
     pub connections_refused: AtomicU64,
+    /// Connections refused because their address had `max_connections_per_ip` open.
+    pub connections_refused_per_ip: AtomicU64,
     pub events_published: AtomicU64,
     /// Events queued for subscribers (one per subscriber reached).
     pub deliveries: AtomicU64,

@@ -11,11 +11,12 @@
 //! and one `write` of the joined bytes. The answers (headers, CORS, errors, the body) are
 //! produced by the same code as the axum route (`http::prepare_stream`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ use tower::ServiceExt;
 
 use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_HEADERS};
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::stream::EventStream;
 
 /// A client must send its request head within this time (slow-loris guard).
@@ -51,6 +53,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let per_ip: PerIp = Arc::default();
     // Every connection task holds a sender; when all are dropped, `recv` returns None.
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
@@ -59,6 +62,11 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
+                    let Some(slot) = IpSlot::take(&per_ip, peer.ip(), hub.config.max_connections_per_ip) else {
+                        Metrics::add(&hub.metrics.connections_refused_per_ip, 1);
+                        tokio::spawn(fixed(socket, too_many_from_address()));
+                        continue;
+                    };
                     let setup = Box::pin(connection(socket, peer, hub.clone(), router.clone(), graceful.watcher()));
                     let alive = alive.clone();
                     // The task's own state is only the live stream: everything needed to get
@@ -69,7 +77,7 @@ pub async fn run(
                                 tracing::debug!(error = %e, "stream ended");
                             }
                         }
-                        drop(alive);
+                        drop((slot, alive));
                     });
                 }
                 Err(e) => {
@@ -96,6 +104,58 @@ pub async fn run(
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
     Ok(())
+}
+
+/// Open connections per client address, for `max_connections_per_ip`.
+type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One counted connection of an address; dropping it frees the place.
+struct IpSlot {
+    map: PerIp,
+    ip: IpAddr,
+}
+
+impl IpSlot {
+    /// A place for one more connection from `ip`, or `None` when it has `limit` open.
+    /// With no limit, nothing is counted.
+    fn take(map: &PerIp, ip: IpAddr, limit: usize) -> Option<Option<IpSlot>> {
+        if limit == 0 {
+            return Some(None);
+        }
+        let mut open = map.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(Some(IpSlot {
+            map: map.clone(),
+            ip,
+        }))
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn too_many_from_address() -> Vec<u8> {
+    let error = ApiError {
+        retry_after: Some(5),
+        ..ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from this address",
+        )
+    };
+    error_bytes(&error)
 }
 
 /// Reads the request head and answers it: returns the live stream for a subscribe request

@@ -59,6 +59,12 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         Metrics::get(&m.connections_refused),
     );
     put(
+        "connections_refused_per_ip_total",
+        "counter",
+        "Connections refused by the per-address limit.",
+        Metrics::get(&m.connections_refused_per_ip),
+    );
+    put(
         "events_published_total",
         "counter",
         "Events published.",
@@ -114,6 +120,11 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
     );
     let limits = [
         ("max_connections", hub.config.max_connections as u64),
+        (
+            "max_connections_per_ip",
+            hub.config.max_connections_per_ip as u64,
+        ),
+        ("max_header_bytes", hub.config.max_header_bytes as u64),
         ("max_topics", hub.config.max_topics as u64),
         ("max_payload_bytes", hub.config.max_payload as u64),
         (

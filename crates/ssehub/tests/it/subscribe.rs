@@ -234,3 +234,54 @@ async fn direct_and_routed_paths_answer_alike() {
     .await;
     assert!(nested.starts_with("HTTP/1.1 404"), "{nested}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_address_are_limited_with_429() {
+    let hub = TestHub::with_config(Config {
+        max_connections_per_ip: 2,
+        ..Config::default()
+    })
+    .await;
+    let a = hub.subscribe("/events/ip", &[]).await;
+    let b = hub.subscribe("/events/ip", &[]).await;
+    let refused = raw_exchange(hub.addr, None, "GET /events/ip HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert_eq!(header(&refused, "retry-after"), Some("5"));
+    assert!(
+        refused.contains("too many connections from this address"),
+        "{refused}"
+    );
+    drop(a);
+    // The place is free again once a connection closes.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let answer =
+            raw_exchange(hub.addr, None, "GET /events/ip HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(b);
+    // Streams that just closed may still hold their places for a moment.
+    let metrics = loop {
+        let answer = raw_exchange(
+            hub.addr,
+            None,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        if answer.starts_with("HTTP/1.1 200") {
+            break answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ssehub_connections_refused_per_ip_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the per-address refusals are counted");
+    assert!(refused >= 1, "{metrics}");
+}
