@@ -331,7 +331,9 @@ impl Engine {
         let start = now_us();
         {
             let mut st = self.stats.borrow_mut();
+            // Errors and failures are those of this round of connects.
             st.errors.clear();
+            st.failed = 0;
             st.first_live_us = 0;
             st.last_live_us = 0;
             st.pending += self.conns.len() as u64;
