@@ -230,6 +230,7 @@ test('dialect 1: match and match_urlpattern selectors, access tokens, the 1.0 co
   const at = { typ: 'at+jwt', alg: 'HS256' };
   const publisher = publisherFor(hub, {
     exp: Math.floor(Date.now() / 1000) + 60,
+    aud: `${hub.url}/.well-known/mercure`,
     authorization_details: [{
       type: 'https://mercure.rocks/authorization-detail',
       actions: ['publish'],
@@ -254,6 +255,7 @@ test('dialect 1: match and match_urlpattern selectors, access tokens, the 1.0 co
   // The 1.0 cookie carries an access token granting a URL pattern.
   const token = jwt.sign({
     exp: Math.floor(Date.now() / 1000) + 60,
+    aud: `${hub.url}/.well-known/mercure`,
     authorization_details: [{
       type: 'https://mercure.rocks/authorization-detail',
       actions: ['subscribe'],
@@ -267,6 +269,7 @@ test('dialect 1: match and match_urlpattern selectors, access tokens, the 1.0 co
   const body = new URLSearchParams({ topic: 'https://example.com/books/3', data: 'private', private: 'on' });
   const pubToken = jwt.sign({
     exp: Math.floor(Date.now() / 1000) + 60,
+    aud: `${hub.url}/.well-known/mercure`,
     authorization_details: [{
       type: 'https://mercure.rocks/authorization-detail', actions: ['publish'], topics: [{ match: '*' }],
     }],

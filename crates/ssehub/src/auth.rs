@@ -172,7 +172,12 @@ impl Verifier {
     }
 
     /// Checks the signature and the registered claims; returns the claims.
-    fn claims(&self, token: &str, config: &Config) -> Result<Value, AuthError> {
+    fn claims(
+        &self,
+        token: &str,
+        config: &Config,
+        audience: Option<&str>,
+    ) -> Result<Value, AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::invalid("malformed token"))?;
         if config.mercure_dialect == Dialect::V1 {
             let typ = header.typ.as_deref().unwrap_or("").to_ascii_lowercase();
@@ -190,7 +195,7 @@ impl Verifier {
             validation.required_spec_claims.insert("exp".into());
         }
         validation.validate_aud = false;
-        if let Some(aud) = &config.mercure_audience {
+        if let Some(aud) = audience {
             validation.set_audience(&[aud]);
             validation.validate_aud = true;
             validation.required_spec_claims.insert("aud".into());
@@ -236,7 +241,17 @@ impl Verifier {
 
     /// Verifies `token` and reads its grants.
     pub fn verify(&self, token: &str, config: &Config) -> Result<Grants, AuthError> {
-        let claims = self.claims(token, config)?;
+        self.verify_for(token, config, config.mercure_audience.as_deref())
+    }
+
+    /// Verifies `token`, whose `aud` must contain `audience` when there is one.
+    pub fn verify_for(
+        &self,
+        token: &str,
+        config: &Config,
+        audience: Option<&str>,
+    ) -> Result<Grants, AuthError> {
+        let claims = self.claims(token, config, audience)?;
         Grants::from_claims(&claims, config.mercure_dialect)
     }
 }
@@ -465,7 +480,13 @@ pub fn subscriber(
         return Ok(None);
     };
     match find_token(headers, hub.config.mercure_dialect, query_token) {
-        Some((token, _)) => verifier.verify(&token, &hub.config).map(Some),
+        Some((token, _)) => verifier
+            .verify_for(
+                &token,
+                &hub.config,
+                audience(&hub.config, headers).as_deref(),
+            )
+            .map(Some),
         None if hub.config.auth.anonymous => Ok(None),
         None => Err(AuthError::missing(
             "a subscriber token is required (Authorization: Bearer, or the cookie)",
@@ -498,11 +519,25 @@ pub fn publisher(
             "a publisher token is required (Authorization: Bearer, or the cookie)",
         ));
     };
-    let grants = verifier.verify(&token, &hub.config)?;
+    let grants = verifier.verify_for(
+        &token,
+        &hub.config,
+        audience(&hub.config, headers).as_deref(),
+    )?;
     if via == Via::Cookie {
         check_origin(&hub.config, headers)?;
     }
     Ok(Some(grants))
+}
+
+/// The audience a token must carry: `--mercure-audience`, or in dialect 1 the hub's
+/// resource identifier as this request addresses it (`scheme://host/.well-known/mercure`).
+pub fn audience(config: &Config, headers: &HeaderMap) -> Option<String> {
+    match (&config.mercure_audience, config.mercure_dialect) {
+        (Some(aud), _) => Some(aud.clone()),
+        (None, Dialect::V1) => mercure::resource_identifier(headers),
+        (None, Dialect::V0) => None,
+    }
 }
 
 fn is_loopback(peer: SocketAddr) -> bool {

@@ -29,6 +29,12 @@ fn origin(headers: &HeaderMap) -> Option<String> {
     Some(format!("{proto}://{host}"))
 }
 
+/// The hub's resource identifier as this request addresses it (the `aud` dialect 1 tokens
+/// must carry when `--mercure-audience` is not set).
+pub fn resource_identifier(headers: &HeaderMap) -> Option<String> {
+    origin(headers).map(|o| format!("{o}{HUB_PATH}"))
+}
+
 /// The metadata URL for this request's hub.
 pub fn metadata_url(headers: &HeaderMap) -> Option<String> {
     origin(headers).map(|o| format!("{o}{METADATA_PATH}"))
@@ -46,7 +52,7 @@ pub async fn metadata(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Respon
         .config
         .mercure_audience
         .clone()
-        .or_else(|| origin(&headers).map(|o| format!("{o}{HUB_PATH}")))
+        .or_else(|| resource_identifier(&headers))
         .unwrap_or_else(|| HUB_PATH.to_owned());
     let mut body = json!({
         "resource": resource,

@@ -28,7 +28,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use ssehub_core::{EventName, NewEvent, Topic};
 
-pub use metadata::{metadata, METADATA_PATH};
+pub use metadata::{metadata, resource_identifier, METADATA_PATH};
 pub use publish::publish;
 pub use subscribe::{subscribe, subscribe_query};
 pub use subscriptions::{

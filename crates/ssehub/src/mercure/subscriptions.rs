@@ -234,7 +234,8 @@ fn authorize(
             "the subscriptions API needs a subscriber token",
         ));
     };
-    let grants = verifier.verify(&token, &hub.config)?;
+    let audience = auth::audience(&hub.config, headers);
+    let grants = verifier.verify_for(&token, &hub.config, audience.as_deref())?;
     if grants.may_subscribe(path) {
         Ok(())
     } else {

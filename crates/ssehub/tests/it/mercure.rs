@@ -381,6 +381,7 @@ async fn dialect_1_match_parameters_access_tokens_and_headers() {
     .await;
     let claims = json!({
         "exp": now() + 60,
+        "aud": format!("http://{}/.well-known/mercure", hub.addr),
         "authorization_details": [{
             "type": "https://mercure.rocks/authorization-detail",
             "actions": ["subscribe"],
@@ -408,6 +409,22 @@ async fn dialect_1_match_parameters_access_tokens_and_headers() {
         .header("www-authenticate")
         .unwrap()
         .contains("error=\"invalid_token\""));
+    // The audience must be this hub's resource identifier.
+    let mut elsewhere = claims.clone();
+    elsewhere["aud"] = json!("https://other.example/.well-known/mercure");
+    let other_aud = jsonwebtoken::encode(
+        &header,
+        &elsewhere,
+        &jsonwebtoken::EncodingKey::from_secret(SUB_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let refused = hub
+        .subscribe(
+            "/.well-known/mercure?match=a",
+            &[("authorization", &format!("Bearer {other_aud}"))],
+        )
+        .await;
+    assert_eq!(refused.status, 401);
     let unknown = hub
         .subscribe(
             "/.well-known/mercure?match_regex=a",
