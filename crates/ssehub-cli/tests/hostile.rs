@@ -45,9 +45,19 @@ fn get(target: &str, extra: &str) -> Vec<u8> {
 fn cases(round: usize) -> Vec<Case> {
     let r = round;
     let ctrl = ['\u{0}', '\u{1}', '\u{7}', '\u{1b}', '\u{7f}'][r % 5];
-    let case = |name: &str, bytes: Vec<u8>, expect| Case { name: format!("{name} #{r}"), bytes, half_close: false, expect };
-    let garbage: Vec<u8> = (0..64 + r * 7 % 200).map(|i| ((i * 31 + r * 17) % 256) as u8).collect();
-    let many_topics: String = (0..2000 + r).map(|i| format!("topic=t{i}")).collect::<Vec<_>>().join("&");
+    let case = |name: &str, bytes: Vec<u8>, expect| Case {
+        name: format!("{name} #{r}"),
+        bytes,
+        half_close: false,
+        expect,
+    };
+    let garbage: Vec<u8> = (0..64 + r * 7 % 200)
+        .map(|i| ((i * 31 + r * 17) % 256) as u8)
+        .collect();
+    let many_topics: String = (0..2000 + r)
+        .map(|i| format!("topic=t{i}"))
+        .collect::<Vec<_>>()
+        .join("&");
     let nested = format!("{}{}", "[".repeat(100_000 + r), "]".repeat(100_000 + r));
     vec![
         case("garbage bytes", garbage, Expect::RefusedOrClosed),
@@ -102,14 +112,26 @@ async fn send(addr: &str, case: &Case) -> Option<u16> {
         }
     })
     .await;
-    assert!(read.is_ok(), "{}: no answer and no close within 10 s", case.name);
+    assert!(
+        read.is_ok(),
+        "{}: no answer and no close within 10 s",
+        case.name
+    );
     let line = String::from_utf8_lossy(&head);
     line.split(' ').nth(1).and_then(|code| code.parse().ok())
 }
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,11 +149,21 @@ async fn a_thousand_hostile_requests_change_nothing() {
     let url = line.strip_prefix("listening on ").unwrap().to_owned();
     let addr = url.strip_prefix("http://").unwrap().to_owned();
     let client = reqwest::Client::new();
-    let publish = |data: String| client.post(format!("{url}/publish")).json(&serde_json::json!({"topic": "kept", "data": data})).send();
+    let publish = |data: String| {
+        client
+            .post(format!("{url}/publish"))
+            .json(&serde_json::json!({"topic": "kept", "data": data}))
+            .send()
+    };
 
     let mut acked = Vec::new();
     for i in 0..10 {
-        let body: serde_json::Value = publish(format!("before {i}")).await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = publish(format!("before {i}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         acked.push(body["id"].as_str().unwrap().to_owned());
     }
     let rss_before = rss_kib(pid);
@@ -141,7 +173,8 @@ async fn a_thousand_hostile_requests_change_nothing() {
     let total = all.len();
     let mut failures = Vec::new();
     for chunk in all.chunks(16) {
-        let results = futures_util::future::join_all(chunk.iter().map(|case| send(&addr, case))).await;
+        let results =
+            futures_util::future::join_all(chunk.iter().map(|case| send(&addr, case))).await;
         for (case, status) in chunk.iter().zip(results) {
             let ok = match (case.expect, status) {
                 (Expect::Status(want), Some(got)) => want == got,
@@ -150,27 +183,52 @@ async fn a_thousand_hostile_requests_change_nothing() {
                 (Expect::RefusedOrClosed, Some(got)) => (400..500).contains(&got),
             };
             if !ok {
-                failures.push(format!("{}: expected {:?}, got {status:?}", case.name, case.expect));
+                failures.push(format!(
+                    "{}: expected {:?}, got {status:?}",
+                    case.name, case.expect
+                ));
             }
         }
         // Interleave real publishes: they must keep being acknowledged.
-        let body: serde_json::Value = publish(format!("during {}", acked.len())).await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = publish(format!("during {}", acked.len()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         acked.push(body["id"].as_str().unwrap().to_owned());
     }
-    assert!(failures.is_empty(), "{} of {total} misbehaved:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} misbehaved:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // Still serving, nothing acknowledged lost, memory bounded.
     let health = client.get(format!("{url}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let rss_after = rss_kib(pid);
-    assert!(rss_after < rss_before + 64 * 1024, "RSS grew from {rss_before} KiB to {rss_after} KiB");
-    let response = client.get(format!("{url}/events/kept")).header("Last-Event-ID", "0").send().await.unwrap();
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    let response = client
+        .get(format!("{url}/events/kept"))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
     let mut body = response.bytes_stream();
     let mut parser = ssehub_core::Parser::new();
     let mut ids = Vec::new();
     use futures_util::StreamExt;
     while ids.len() < acked.len() {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next()).await.unwrap().unwrap().unwrap();
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         let mut items = Vec::new();
         parser.feed(&chunk, &mut items);
         for item in items {
@@ -181,5 +239,8 @@ async fn a_thousand_hostile_requests_change_nothing() {
             }
         }
     }
-    assert_eq!(ids, acked, "every acknowledged event is still there, in order");
+    assert_eq!(
+        ids, acked,
+        "every acknowledged event is still there, in order"
+    );
 }
