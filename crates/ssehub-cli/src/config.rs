@@ -108,10 +108,10 @@ pub struct Layer {
     /// Mercure protocol dialect: 0 (draft-07, what deployed clients speak) or 1 (draft-08) [default: 0]
     #[arg(long, env = "SSEHUB_MERCURE_DIALECT", value_name = "0|1")]
     pub mercure_dialect: Option<u8>,
-    /// Dialect 1: the issuer (iss) tokens must carry
+    /// The issuer (iss) tokens must carry
     #[arg(long, env = "SSEHUB_MERCURE_ISSUER", value_name = "ISS")]
     pub mercure_issuer: Option<String>,
-    /// Dialect 1: the audience (aud) tokens must carry
+    /// The audience (aud) tokens must carry [dialect 1 default: the hub's URL as requested]
     #[arg(long, env = "SSEHUB_MERCURE_AUDIENCE", value_name = "AUD")]
     pub mercure_audience: Option<String>,
     /// Mercure subscription events and the subscriptions API
