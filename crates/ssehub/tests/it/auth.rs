@@ -186,6 +186,30 @@ async fn subscribers_need_a_token_unless_anonymous_and_a_bad_token_is_never_anon
         .await;
     assert_eq!(sse.status, 200);
 
+    // The 0.x query parameter (Mercure endpoint only; never on the native API).
+    let by_query = strict
+        .subscribe(
+            &format!("/.well-known/mercure?topic=a&authorization={token}"),
+            &[],
+        )
+        .await;
+    assert_eq!(by_query.status, 200);
+    let native_query = strict
+        .subscribe(&format!("/events/a?authorization={token}"), &[])
+        .await;
+    assert_eq!(native_query.status, 401);
+    let publish_token = publisher_token(&["a"]);
+    let response = strict
+        .http
+        .post(strict.url(&format!(
+            "/.well-known/mercure?authorization={publish_token}"
+        )))
+        .form(&[("topic", "a"), ("data", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
     let lenient = TestHub::with_config(secured(true)).await;
     assert_eq!(lenient.subscribe("/events/a", &[]).await.status, 200);
     for bad in [
