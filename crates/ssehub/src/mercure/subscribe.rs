@@ -132,7 +132,8 @@ fn open(
     let cursor = header_cursor.or(query_cursor);
     let (replay_from, answer) = match cursor.as_deref() {
         None => (None, None),
-        Some("") => (None, Some(newest(hub))),
+        // An empty cursor is no cursor (as EventSource and the reference hub treat it).
+        Some("") => (None, None),
         Some(EARLIEST) => (
             Some(hub.store.floor().to_string()),
             Some(EARLIEST.to_owned()),
@@ -175,14 +176,6 @@ fn open(
         response.headers_mut().insert(name, value);
     }
     Ok(response)
-}
-
-/// The id of the newest event, or `earliest` when the history is empty.
-fn newest(hub: &Hub) -> String {
-    hub.store
-        .stats()
-        .newest
-        .map_or_else(|| EARLIEST.to_owned(), |id| id.to_string())
 }
 
 fn add_selector(
