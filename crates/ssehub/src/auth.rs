@@ -741,6 +741,26 @@ mod tests {
     }
 
     #[test]
+    fn loopback_peers() {
+        for peer in [
+            "127.0.0.1:1",
+            "127.9.9.9:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            assert!(is_loopback(peer.parse().unwrap()), "{peer}");
+        }
+        for peer in [
+            "10.0.0.1:1",
+            "192.168.1.2:1",
+            "[::ffff:10.0.0.1]:1",
+            "[2001:db8::1]:1",
+        ] {
+            assert!(!is_loopback(peer.parse().unwrap()), "{peer}");
+        }
+    }
+
+    #[test]
     fn origins() {
         assert_eq!(
             origin_of("https://a.b:1/x?y").as_deref(),
