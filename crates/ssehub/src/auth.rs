@@ -252,7 +252,9 @@ impl Verifier {
         audience: Option<&str>,
     ) -> Result<Grants, AuthError> {
         let claims = self.claims(token, config, audience)?;
-        Grants::from_claims(&claims, config.mercure_dialect)
+        // URL patterns resolve relative topics against the hub's origin.
+        let base = audience.and_then(|aud| aud.strip_suffix(mercure::HUB_PATH));
+        Grants::from_claims(&claims, config.mercure_dialect, base)
     }
 }
 
@@ -270,7 +272,11 @@ pub struct Grants {
 }
 
 impl Grants {
-    fn from_claims(claims: &Value, dialect: Dialect) -> Result<Grants, AuthError> {
+    fn from_claims(
+        claims: &Value,
+        dialect: Dialect,
+        base: Option<&str>,
+    ) -> Result<Grants, AuthError> {
         let mut grants = Grants {
             expires_ms: claims
                 .get("exp")
@@ -280,7 +286,7 @@ impl Grants {
         };
         let details = claims.get("authorization_details");
         if dialect == Dialect::V1 && details.is_some() {
-            grants.read_details(details.unwrap_or(&Value::Null))?;
+            grants.read_details(details.unwrap_or(&Value::Null), base)?;
             return Ok(grants);
         }
         let Some(claim) = claims
@@ -325,7 +331,7 @@ impl Grants {
     /// Dialect 1: RFC 9396 `authorization_details` of type
     /// `https://mercure.rocks/authorization-detail`. Any malformed Mercure detail rejects
     /// the whole token; unknown actions are ignored.
-    fn read_details(&mut self, details: &Value) -> Result<(), AuthError> {
+    fn read_details(&mut self, details: &Value, base: Option<&str>) -> Result<(), AuthError> {
         let bad = |why: &str| AuthError::invalid(format!("authorization_details: {why}"));
         let Value::Array(details) = details else {
             return Err(bad("must be a list"));
@@ -353,7 +359,7 @@ impl Grants {
                     Some("urlpattern") => MatchKind::UrlPattern,
                     Some(other) => return Err(bad(&format!("unknown match_type {other:?}"))),
                 };
-                matchers.push(mercure::matcher(value, kind).map_err(|e| bad(&e))?);
+                matchers.push(mercure::matcher_at(value, kind, base).map_err(|e| bad(&e))?);
             }
             if actions.contains(&"publish") {
                 self.publish.extend(matchers.iter().cloned());

@@ -135,6 +135,16 @@ impl TopicMatcher for Pattern {
 
 /// A selector or grant string as a matcher over hub topics.
 pub fn matcher(selector: &str, kind: MatchKind) -> Result<Arc<dyn TopicMatcher>, String> {
+    matcher_at(selector, kind, None)
+}
+
+/// As [`matcher`]; `base` is the hub's origin, against which URL patterns resolve relative
+/// patterns and topics.
+pub fn matcher_at(
+    selector: &str,
+    kind: MatchKind,
+    base: Option<&str>,
+) -> Result<Arc<dyn TopicMatcher>, String> {
     if selector == "*" {
         return Ok(Arc::new(AnyTopic));
     }
@@ -146,7 +156,7 @@ pub fn matcher(selector: &str, kind: MatchKind) -> Result<Arc<dyn TopicMatcher>,
             Ok(None) | Err(_) => Ok(Arc::new(Exact(escape_topic(selector).into_owned()))),
         },
         MatchKind::Exact => Ok(Arc::new(Exact(escape_topic(selector).into_owned()))),
-        MatchKind::UrlPattern => Ok(Arc::new(Pattern(UrlPattern::parse(selector)?))),
+        MatchKind::UrlPattern => Ok(Arc::new(Pattern(UrlPattern::parse(selector, base)?))),
     }
 }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ssehub_core::Locate;
 
 use super::template::{UriTemplate, MAX_TEMPLATE_LEN};
-use super::{matcher, new_urn_uuid, to_topic, MatchKind, MercureError, SubscriberInfo};
+use super::{matcher_at, new_urn_uuid, to_topic, MatchKind, MercureError, SubscriberInfo};
 use crate::auth;
 use crate::config::Dialect;
 use crate::form;
@@ -111,8 +111,10 @@ fn open(
         .map_err(|e| MercureError::auth(e, dialect))?;
 
     let mut selection = Selection::default();
+    let base = auth::audience(&hub.config, headers)
+        .and_then(|aud| aud.strip_suffix(super::HUB_PATH).map(str::to_owned));
     for (kind, selector) in &selectors {
-        add_selector(&mut selection, *kind, selector)?;
+        add_selector(&mut selection, *kind, selector, base.as_deref())?;
     }
     if let Some(grants) = &grants {
         selection.private = grants.private_access();
@@ -182,6 +184,7 @@ fn add_selector(
     selection: &mut Selection,
     kind: MatchKind,
     selector: &str,
+    base: Option<&str>,
 ) -> Result<(), MercureError> {
     if selector.len() > MAX_TEMPLATE_LEN {
         return Err(MercureError::bad_request(format!(
@@ -193,7 +196,7 @@ fn add_selector(
         || kind == MatchKind::UrlPattern
         || (kind == MatchKind::Topic && matches!(UriTemplate::parse(selector), Ok(Some(_))));
     if is_pattern {
-        let pattern = matcher(selector, kind).map_err(MercureError::bad_request)?;
+        let pattern = matcher_at(selector, kind, base).map_err(MercureError::bad_request)?;
         selection.patterns.push(pattern);
         return Ok(());
     }

@@ -1,9 +1,11 @@
 //! A subset of WHATWG URL Pattern syntax, for Mercure 1.0 `match_urlpattern` selectors and
 //! `urlpattern` grants: literal text, named groups `:name` (one path segment, or with the
 //! modifiers `?`, `+`, `*`), the wildcard `*`, groups `{...}` with an optional `?`, and `\`
-//! escapes. Regular-expression groups `(...)` are refused. A pattern starting with `/` is
-//! relative: it matches topics with that path on any origin, and relative topics.
-//! Compiled to an anchored linear-time regular expression.
+//! escapes. Regular-expression groups `(...)` are refused. Relative patterns and topics are
+//! resolved against the hub's origin: a pattern starting with `/` matches that path on the
+//! hub's origin, and a pattern on the hub's origin also matches the relative topic (when the
+//! hub's origin is unknown, a relative pattern matches the path on any origin). Compiled to
+//! an anchored linear-time regular expression.
 
 use regex::{Regex, RegexBuilder};
 
@@ -16,15 +18,28 @@ pub struct UrlPattern {
 }
 
 impl UrlPattern {
-    pub fn parse(pattern: &str) -> Result<UrlPattern, String> {
+    /// `base`: the hub's origin (`https://hub.example`), for relative patterns and topics.
+    pub fn parse(pattern: &str, base: Option<&str>) -> Result<UrlPattern, String> {
         if pattern.is_empty() || pattern.len() > MAX_TEMPLATE_LEN {
             return Err(format!("URL pattern must be 1 to {MAX_TEMPLATE_LEN} bytes"));
         }
         let mut out = String::from("^");
+        let mut body = pattern;
+        let on_base = base.filter(|b| {
+            pattern
+                .strip_prefix(b)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
         if pattern.starts_with('/') {
-            out.push_str(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?");
+            match base {
+                Some(b) => out.push_str(&format!("(?:{})?", regex::escape(b))),
+                None => out.push_str(r"(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?"),
+            }
+        } else if let Some(b) = on_base {
+            out.push_str(&format!("(?:{})?", regex::escape(b)));
+            body = &pattern[b.len()..];
         }
-        let chars: Vec<char> = pattern.chars().collect();
+        let chars: Vec<char> = body.chars().collect();
         let mut i = 0;
         let mut depth = 0;
         while i < chars.len() {
@@ -102,17 +117,31 @@ mod tests {
 
     #[test]
     fn named_groups_wildcards_and_relative() {
-        let p = UrlPattern::parse("https://example.com/books/:id").unwrap();
+        let p = UrlPattern::parse("https://example.com/books/:id", None).unwrap();
         assert!(p.matches("https://example.com/books/1"));
         assert!(!p.matches("https://example.com/books/1/reviews"));
         assert!(!p.matches("https://example.com/books/"));
-        let p = UrlPattern::parse("https://example.com/books/*").unwrap();
+        let p = UrlPattern::parse("https://example.com/books/*", None).unwrap();
         assert!(p.matches("https://example.com/books/1/reviews"));
-        let p = UrlPattern::parse("/books/:id{/reviews}?").unwrap();
+        let p = UrlPattern::parse("/books/:id{/reviews}?", None).unwrap();
         assert!(p.matches("/books/1"));
         assert!(p.matches("https://other.example/books/1/reviews"));
         assert!(!p.matches("/users/1"));
-        assert!(UrlPattern::parse("/a/(\\d+)").is_err());
-        assert!(UrlPattern::parse("/a/{b").is_err());
+        assert!(UrlPattern::parse("/a/(\\d+)", None).is_err());
+        assert!(UrlPattern::parse("/a/{b", None).is_err());
+    }
+
+    #[test]
+    fn relative_patterns_and_topics_resolve_against_the_hub() {
+        let hub = Some("https://hub.example");
+        let p = UrlPattern::parse("/books/:id", hub).unwrap();
+        assert!(p.matches("https://hub.example/books/1"));
+        assert!(p.matches("/books/1"));
+        assert!(!p.matches("https://other.example/books/1"));
+        let p = UrlPattern::parse("https://hub.example/books/:id", hub).unwrap();
+        assert!(p.matches("/books/1"));
+        assert!(p.matches("https://hub.example/books/1"));
+        let p = UrlPattern::parse("https://other.example/books/:id", hub).unwrap();
+        assert!(!p.matches("/books/1"));
     }
 }

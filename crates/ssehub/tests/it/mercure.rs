@@ -509,6 +509,24 @@ async fn dialect_1_match_parameters_access_tokens_and_headers() {
         )
     );
 
+    // Relative URL patterns and relative topics resolve against the hub's origin.
+    let mut relative = hub
+        .subscribe(
+            "/.well-known/mercure?match_urlpattern=%2Fnews%2F%3Aid",
+            &[("authorization", &auth)],
+        )
+        .await;
+    let here = format!("http://{}/news/1", hub.addr);
+    for topic in ["/news/0", here.as_str(), "https://elsewhere.example/news/2"] {
+        assert_eq!(
+            publish(&hub, &[("topic", topic), ("data", topic)]).await.0,
+            200
+        );
+    }
+    assert_eq!(relative.event().await.data, "/news/0");
+    assert_eq!(relative.event().await.data, here);
+    relative.quiet_for(Duration::from_millis(100)).await;
+
     // `type=mercure` is reserved in dialect 1.
     let (status, _, _) = publish(&hub, &[("topic", "x"), ("type", "mercure")]).await;
     assert_eq!(status, 400);
