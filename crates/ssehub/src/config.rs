@@ -69,6 +69,10 @@ pub struct Config {
     /// Most open connections from one client address; more get `429` with `Retry-After`.
     /// 0: no limit.
     pub max_connections_per_ip: usize,
+    /// The kernel send buffer of each connection (SO_SNDBUF), in bytes; 0 leaves the
+    /// kernel's autotuning. A small one bounds kernel memory per stream and makes a stalled
+    /// reader's outbox fill (and its stream end) sooner.
+    pub socket_send_buffer: usize,
     /// Bytes a subscriber may have queued before the hub ends its stream.
     pub subscriber_buffer: usize,
     /// How long shutdown waits for streams to end before it stops anyway.
@@ -101,6 +105,7 @@ impl Default for Config {
             max_topics: 64,
             max_header_bytes: 16 * 1024,
             max_connections_per_ip: 0,
+            socket_send_buffer: 0,
             subscriber_buffer: 256 * 1024,
             shutdown_grace: Duration::from_secs(5),
             auth: AuthConfig::default(),

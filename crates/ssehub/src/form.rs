@@ -74,3 +74,30 @@ mod tests {
         assert!(parse(b"a=\xff").is_err());
     }
 }
+
+/// Fuzzing the query and form parser: never panics; encoded pairs decode to themselves.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics(input in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse(&input);
+        }
+
+        #[test]
+        fn round_trips(pairs in proptest::collection::vec((".+", ".*"), 0..6)) {
+            let encoded: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+                .collect();
+            let decoded = parse(encoded.join("&").as_bytes()).unwrap();
+            prop_assert_eq!(decoded, pairs);
+        }
+    }
+}

@@ -62,6 +62,10 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
+                    if hub.config.socket_send_buffer > 0 {
+                        let _ = socket2::SockRef::from(&socket)
+                            .set_send_buffer_size(hub.config.socket_send_buffer);
+                    }
                     let Some(slot) = IpSlot::take(&per_ip, peer.ip(), hub.config.max_connections_per_ip) else {
                         Metrics::add(&hub.metrics.connections_refused_per_ip, 1);
                         tokio::spawn(fixed(socket, too_many_from_address()));

@@ -272,3 +272,73 @@ fn validate(hub: &Hub, fields: Fields) -> Result<NewEvent, ApiError> {
     new.private = fields.private;
     Ok(new)
 }
+
+/// Fuzzing the publish decoder: any body, in either content type, is decoded and validated
+/// without panicking, and what passes validation can go on the wire unchanged.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::config::Config;
+    use proptest::prelude::*;
+    use ssehub_core::{MemoryStore, Retention};
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(
+            Config::default(),
+            Arc::new(MemoryStore::new(Retention::events(1))),
+        )
+    }
+
+    fn check(hub: &Hub, decoded: Result<Fields, ApiError>) {
+        let Ok(fields) = decoded else { return };
+        if let Ok(new) = validate(hub, fields) {
+            assert!(!new.topics.is_empty() && new.topics.len() <= hub.config.max_topics);
+            for name in new
+                .name
+                .iter()
+                .map(EventName::as_str)
+                .chain(new.custom_id.iter().map(WireId::as_str))
+            {
+                assert!(
+                    !name.contains(['\r', '\n', '\0']),
+                    "{name:?} would break the stream"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_bytes_as_json_or_form(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let hub = hub();
+            check(&hub, decode_json(&body));
+            check(&hub, decode_form(&body));
+        }
+
+        #[test]
+        fn json_shaped_bodies(
+            topic in prop_oneof![Just(serde_json::json!("t")), any::<String>().prop_map(serde_json::Value::from), Just(serde_json::json!(["a", "b"])), Just(serde_json::json!(5))],
+            event in proptest::option::of(any::<String>()),
+            id in proptest::option::of(any::<String>()),
+            retry in proptest::option::of(prop_oneof![any::<i64>().prop_map(serde_json::Value::from), any::<String>().prop_map(serde_json::Value::from), any::<f64>().prop_map(serde_json::Value::from)]),
+            data in any::<String>(),
+        ) {
+            let body = serde_json::json!({"topic": topic, "event": event, "id": id, "retry": retry, "data": data});
+            let hub = hub();
+            check(&hub, decode_json(body.to_string().as_bytes()));
+        }
+
+        #[test]
+        fn form_shaped_bodies(pairs in proptest::collection::vec(("(topic|event|id|retry|data|close|x)", any::<String>()), 0..8)) {
+            let body: String = pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)))
+                .collect::<Vec<_>>()
+                .join("&");
+            let hub = hub();
+            check(&hub, decode_form(body.as_bytes()));
+        }
+    }
+}
