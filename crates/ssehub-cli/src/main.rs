@@ -159,7 +159,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let hub = Hub::new(settings.hub, store);
     if let Some(engine) = engine {
         hub.set_engine(engine.clone());
-        tokio::spawn(engine.run(hub.clone()));
+        tokio::spawn(engine.clone().run(hub.clone()));
+        tokio::spawn(engine.run_counts(hub.clone()));
     }
     ssehub::serve(listener, hub, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -236,7 +236,10 @@ async fn publish_on_any_node_reaches_every_node_once_in_one_order() {
     let mut subs = Vec::new();
     for node in &nodes {
         subs.push(node.subscribe("news", None).await);
-        node.wait_subscribers("news", 1).await;
+    }
+    // Counts are cluster-wide: every node sees the three subscribers once they exchanged.
+    for node in &nodes {
+        node.wait_subscribers("news", 3).await;
     }
     let mut ids = Vec::new();
     for i in 0..30 {
@@ -389,4 +392,20 @@ async fn a_paused_redis_does_not_stall_local_heartbeats() {
     let publish = node.publish("hb", "x").await;
     assert_eq!(publish.status(), 503, "a paused redis cannot acknowledge");
     redis.signal("-CONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_counts_are_cluster_wide_within_seconds() {
+    let redis = Redis::start().await;
+    let a = Node::start(&redis, &[]).await;
+    let b = Node::start(&redis, &[]).await;
+    let _a1 = a.subscribe("c", None).await;
+    let _a2 = a.subscribe("c", None).await;
+    let b1 = b.subscribe("c", None).await;
+    // Counts are exchanged every 2 s: both nodes see all three within a few rounds.
+    a.wait_subscribers("c", 3).await;
+    b.wait_subscribers("c", 3).await;
+    drop(b1);
+    a.wait_subscribers("c", 2).await;
+    b.wait_subscribers("c", 2).await;
 }

@@ -97,7 +97,7 @@ async fn soak_churn_publish_resume() {
         let (url, stop, published, http) =
             (url.clone(), stop.clone(), published.clone(), http.clone());
         tokio::spawn(async move {
-            let mut seq = vec![0u64; TOPICS];
+            let mut seq = [0u64; TOPICS];
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let t = n % TOPICS;

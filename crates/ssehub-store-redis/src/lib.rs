@@ -58,6 +58,10 @@ const READ_BLOCK: Duration = Duration::from_secs(2);
 const RECENT_DELIVERIES: usize = 4096;
 /// How long a publish waits for its own node to deliver it before answering.
 const DELIVERY_WAIT: Duration = Duration::from_secs(2);
+/// How often a node reports its subscriber counts and reads the others'.
+const COUNTS_EVERY: Duration = Duration::from_secs(2);
+/// A node's report expires after this long (a dead node stops being counted).
+const COUNTS_TTL_SECS: u64 = 6;
 
 /// This node's part of a cluster: see the crate docs.
 pub struct RedisEngine {
@@ -67,6 +71,10 @@ pub struct RedisEngine {
     publisher: ConnectionManager,
     mirror: Arc<MemoryStore>,
     deliveries: Mutex<Deliveries>,
+    /// This node's name in the counts it reports.
+    node: String,
+    /// Subscribers per topic on the other nodes, as they last reported.
+    remote: Mutex<HashMap<String, usize>>,
 }
 
 /// Publishes waiting to learn how many local subscribers their event reached.
@@ -107,6 +115,8 @@ impl RedisEngine {
             publisher,
             mirror,
             deliveries: Mutex::new(Deliveries::default()),
+            node: format!("{:016x}", rand_u64()),
+            remote: Mutex::new(HashMap::new()),
         };
         engine.load(&mut conn, floor).await?;
         Ok(Arc::new(engine))
@@ -218,6 +228,62 @@ impl RedisEngine {
         }
     }
 
+    /// Every [`COUNTS_EVERY`]: reports this node's subscribers per topic to Redis (a hash
+    /// per node that expires unless refreshed) and reads the other nodes' reports, so
+    /// `/topics` shows cluster-wide counts at most a few seconds old. Run it as a task.
+    pub async fn run_counts(self: Arc<Self>, hub: Arc<Hub>) {
+        let mut timer = tokio::time::interval(COUNTS_EVERY);
+        loop {
+            timer.tick().await;
+            if let Err(e) = self.exchange_counts(&hub).await {
+                tracing::debug!(error = %e, "cluster counts not exchanged this round");
+            }
+        }
+    }
+
+    async fn exchange_counts(&self, hub: &Hub) -> Result<(), StoreError> {
+        let mut conn = self.publisher.clone();
+        let prefix = format!("{}:counts:", self.options.prefix);
+        let mine = format!("{prefix}{}", self.node);
+        let counts: Vec<(String, usize)> = hub
+            .local_topics()
+            .into_iter()
+            .filter(|t| t.subscribers > 0)
+            .map(|t| (t.topic, t.subscribers))
+            .collect();
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("DEL").arg(&mine).ignore();
+        if !counts.is_empty() {
+            pipe.cmd("HSET").arg(&mine);
+            for (topic, n) in &counts {
+                pipe.arg(topic).arg(*n);
+            }
+            pipe.ignore();
+            pipe.cmd("EXPIRE").arg(&mine).arg(COUNTS_TTL_SECS).ignore();
+        }
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| unavailable("counts", e))?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable("counts", e))?;
+        let mut remote: HashMap<String, usize> = HashMap::new();
+        for key in keys.iter().filter(|k| **k != mine) {
+            let theirs: HashMap<String, usize> = redis::cmd("HGETALL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| unavailable("counts", e))?;
+            for (topic, n) in theirs {
+                *remote.entry(topic).or_default() += n;
+            }
+        }
+        *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = remote;
+        Ok(())
+    }
+
     fn note_delivered(&self, id: EventId, delivered: u64) {
         let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waiter) = d.waiting.remove(&id) {
@@ -294,4 +360,21 @@ impl Engine for RedisEngine {
     ) -> Pin<Box<dyn Future<Output = Result<Published, StoreError>> + Send + '_>> {
         Box::pin(self.append(new))
     }
+
+    fn remote_subscribers(&self, topic: &str) -> usize {
+        self.remote
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A random node name: the clock's nanoseconds mixed with the process id.
+fn rand_u64() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32).rotate_left(17)
 }

@@ -36,6 +36,13 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         new: NewEvent,
     ) -> Pin<Box<dyn Future<Output = Result<Published, StoreError>> + Send + '_>>;
+
+    /// Subscribers of `topic` on the other nodes, as last reported (the engine says how
+    /// fresh). `/topics` adds them to this node's own.
+    fn remote_subscribers(&self, topic: &str) -> usize {
+        let _ = topic;
+        0
+    }
 }
 
 pub struct Hub {
@@ -447,7 +454,20 @@ impl Hub {
         self.lock().topics.get(topic).is_some_and(|e| e.closed)
     }
 
+    /// Topics with their subscribers, cluster-wide in cluster mode (other nodes' counts as
+    /// their engine last reported them).
     pub fn topics(&self) -> Vec<TopicInfo> {
+        let mut list = self.local_topics();
+        if let Some(engine) = self.engine.get() {
+            for info in &mut list {
+                info.subscribers += engine.remote_subscribers(&info.topic);
+            }
+        }
+        list
+    }
+
+    /// Topics with this node's own subscribers only (for `/metrics` and the engine).
+    pub fn local_topics(&self) -> Vec<TopicInfo> {
         let state = self.lock();
         let mut list: Vec<TopicInfo> = state
             .topics
@@ -459,7 +479,11 @@ impl Hub {
     }
 
     pub fn topic(&self, topic: &str) -> TopicInfo {
-        Self::info(topic, self.lock().topics.get(topic))
+        let mut info = Self::info(topic, self.lock().topics.get(topic));
+        if let Some(engine) = self.engine.get() {
+            info.subscribers += engine.remote_subscribers(topic);
+        }
+        info
     }
 
     fn info(topic: &str, entry: Option<&TopicEntry>) -> TopicInfo {

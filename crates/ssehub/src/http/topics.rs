@@ -137,7 +137,7 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         let _ = writeln!(out, "ssehub_limit{{name=\"{name}\"}} {value}");
     }
     out.push_str("# HELP ssehub_topic_subscribers Subscribers per topic.\n# TYPE ssehub_topic_subscribers gauge\n");
-    for info in hub.topics().into_iter().filter(|t| t.subscribers > 0) {
+    for info in hub.local_topics().into_iter().filter(|t| t.subscribers > 0) {
         let name = info.topic.replace('\\', "\\\\").replace('"', "\\\"");
         let _ = writeln!(
             out,
