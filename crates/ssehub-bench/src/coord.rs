@@ -100,12 +100,13 @@ impl Kids {
     ) -> Result<(Kids, Vec<Value>), String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let src_base = o.src_base()?;
+        let urls = o.sub_urls();
         let mut kids = Vec::new();
         for p in 0..procs {
             let first = n * p / procs;
             let last = n * (p + 1) / procs;
             let cfg = ChildConfig {
-                sub_url: o.sub_url.clone(),
+                sub_url: urls[p as usize % urls.len()].clone(),
                 headers: o.sub_header.clone(),
                 topic_prefix: o.topic_prefix.clone(),
                 topics,
@@ -468,6 +469,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
     let k = o.topics.max(1);
     let procs = procs_for(o, n);
     let hub0 = c.hub(true);
+    let t_start = now_us();
     let mut kids = None;
     let mut readies = Vec::new();
     if n > 0 {
@@ -551,6 +553,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         out["connections"] = json!({
             "requested": n, "live": sum(&readies, "live"), "failed": sum(&readies, "failed"),
             "errors": merge_errors(&readies), "procs": procs,
+            "connect_s": (max_of(&readies, "last_live_us").saturating_sub(t_start)) as f64 / 1e6,
         });
         out["delivery"] = json!({
             "expected": expected_all,
@@ -768,8 +771,11 @@ async fn run_mode(mode: Mode, c: &Ctx) -> Result<Value, String> {
 /// Entry point of the load modes: run, print the JSON report on stdout (and to --json), and a
 /// readable summary on stderr.
 pub fn run(mode: Mode, o: Opts) -> i32 {
-    if let Err(e) = Url::parse(&o.sub_url)
-        .and(Url::parse(&o.pub_url))
+    if let Err(e) = o
+        .sub_urls()
+        .iter()
+        .try_for_each(|u| Url::parse(u).map(drop))
+        .and(Url::parse(&o.pub_url).map(drop))
         .and(o.src_base())
     {
         log(&e);
@@ -812,7 +818,7 @@ pub fn run(mode: Mode, o: Opts) -> i32 {
                     "payload_size": o.payload_size, "pub_conns": o.pub_conns, "ramp": o.ramp,
                     "hold": o.hold, "procs": o.procs, "src_base": o.src_base, "per_addr": o.per_addr,
                     "replayers": o.replayers, "pre_events": o.pre_events, "gap_events": o.gap_events,
-                    "sub_url": o.sub_url, "pub_url": o.pub_url, "pub_method": o.pub_method,
+                    "sub_url": o.sub_url, "sub_url_extra": o.sub_url_extra, "pub_url": o.pub_url, "pub_method": o.pub_method,
                     "pub_content_type": o.pub_content_type, "pub_body": o.pub_body,
                 },
                 "hub_pids": hub_pids,

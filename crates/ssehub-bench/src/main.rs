@@ -66,6 +66,11 @@ pub struct Opts {
     /// Subscribe URL template; `{topic}` is replaced by the topic name.
     #[arg(long, default_value = "http://127.0.0.1:8080/events/{topic}")]
     pub sub_url: String,
+    /// More subscribe URL templates (repeatable), e.g. other nodes of a cluster: subscriber
+    /// process p uses the (p mod count)-th of `--sub-url` and these, so with `--procs` a
+    /// multiple of the count the connections split evenly.
+    #[arg(long)]
+    pub sub_url_extra: Vec<String>,
     /// Extra subscribe request header ("Name: value"), repeatable.
     #[arg(long)]
     pub sub_header: Vec<String>,
@@ -151,6 +156,13 @@ pub struct Opts {
 }
 
 impl Opts {
+    /// `--sub-url` followed by every `--sub-url-extra`.
+    pub fn sub_urls(&self) -> Vec<String> {
+        std::iter::once(self.sub_url.clone())
+            .chain(self.sub_url_extra.iter().cloned())
+            .collect()
+    }
+
     pub fn src_base(&self) -> Result<Option<Ipv4Addr>, String> {
         if self.src_base == "none" {
             return Ok(None);
