@@ -83,6 +83,9 @@ pub struct Layer {
     /// Bytes the durable log keeps; 0 for no size limit [default: 1073741824]
     #[arg(long, env = "SSEHUB_RETAIN_BYTES", value_name = "BYTES")]
     pub retain_bytes: Option<u64>,
+    /// Size of one log segment file in bytes; retention deletes whole segments [default: 67108864]
+    #[arg(long, env = "SSEHUB_SEGMENT_BYTES", value_name = "BYTES")]
+    pub segment_bytes: Option<u64>,
     /// Redis URL: join the cluster of hubs sharing this Redis
     #[arg(long, env = "SSEHUB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
@@ -140,6 +143,7 @@ pub enum StoreChoice {
         dir: PathBuf,
         sync: SyncMode,
         retention: Retention,
+        segment_bytes: u64,
     },
 }
 
@@ -166,7 +170,7 @@ pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
 fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
         max_payload, cors_origins, max_connections, max_topics, max_header_bytes, max_connections_per_ip, socket_send_buffer, subscriber_buffer,
-        shutdown_grace, sync, retain_events, retain_age, retain_bytes, redis_url,
+        shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime)
 }
@@ -252,6 +256,7 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
             dir: required(layer.data_dir, "data_dir")?,
             sync,
             retention,
+            segment_bytes: positive(layer.segment_bytes, "segment_bytes")?,
         }
     };
     let public_dir = layer.public_dir.filter(|d| !d.as_os_str().is_empty());

@@ -129,9 +129,11 @@ async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
             dir,
             sync,
             retention,
+            segment_bytes,
         } => {
             let options = LogOptions {
                 sync: *sync,
+                segment_bytes: *segment_bytes,
                 ..LogOptions::new(retention.clone())
             };
             let store = LogStore::open(dir, options).with_context(|| {

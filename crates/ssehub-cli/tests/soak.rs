@@ -59,8 +59,12 @@ async fn soak_churn_publish_resume() {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            // Small segments and a small byte budget, so the soak shows disk use staying
+            // bounded (at most about retain-bytes plus one segment).
             "--retain-bytes",
-            "8388608",
+            "2097152",
+            "--segment-bytes",
+            "524288",
             "--heartbeat",
             "5",
             "--data-dir",
@@ -202,6 +206,10 @@ async fn soak_churn_publish_resume() {
         peak_disk / 1024
     );
     assert!(resumes.load(Ordering::Relaxed) > 100, "the soak must churn");
+    assert!(
+        peak_disk < 4 * 1024 * 1024,
+        "disk use bounded by retention: peak {peak_disk} bytes"
+    );
     assert!(
         fds1 <= fds0 + 2,
         "open files back to baseline: {fds0} -> {fds1}"
