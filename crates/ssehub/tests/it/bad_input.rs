@@ -147,15 +147,7 @@ async fn each_bad_request_gets_a_clear_error_and_changes_nothing() {
     assert_eq!(sse.event().await.data, "before 2");
     hub.publish("t", "after").await;
     assert_eq!(sse.event().await.data, "after");
-    let metrics = hub
-        .http
-        .get(hub.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("\nssehub_events_published_total 3\n"),
         "{metrics}"

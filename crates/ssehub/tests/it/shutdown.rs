@@ -73,15 +73,7 @@ async fn a_slow_subscriber_is_ended_and_others_keep_receiving() {
     let (received, _still_open) = reader.await.unwrap();
     assert_eq!(received, 2000, "the healthy subscriber got everything");
     hub.wait_subscribers("flood", 1).await;
-    let metrics = hub
-        .http
-        .get(hub.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("\nssehub_slow_consumer_drops_total 1\n"),
         "{metrics}"
@@ -160,15 +152,7 @@ async fn one_stalled_subscriber_among_a_thousand_healthy_ones() {
         still_open.push(socket);
     }
     hub.wait_subscribers("crowd", HEALTHY as u64).await;
-    let metrics = hub
-        .http
-        .get(hub.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(
         metrics.contains("\nssehub_slow_consumer_drops_total 1\n"),
         "{metrics}"

@@ -59,15 +59,7 @@ async fn a_client_that_leaves_is_cleaned_up() {
     drop(second);
     hub.wait_subscribers("gone", 0).await;
     hub.wait_subscribers("other", 0).await;
-    let metrics = hub
-        .http
-        .get(hub.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = hub.metrics().await;
     assert!(metrics.contains("\nssehub_connections 0\n"), "{metrics}");
     assert!(
         metrics.contains("\nssehub_connections_total 2\n"),
