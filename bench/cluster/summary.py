@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Table of a bench/cluster/run.sh results directory: medians over repeats per configuration."""
+import glob, json, os, re, statistics, sys
+
+d = sys.argv[1]
+runs = {}
+for f in sorted(glob.glob(os.path.join(d, "*.json"))):
+    cfg, rep = os.path.basename(f)[:-5].rsplit(".", 1)
+    j = json.load(open(f))
+    red = {}
+    rf = f[:-5] + ".redis.txt"
+    if os.path.exists(rf):
+        for line in open(rf):
+            m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+            if m and not m.group(1).startswith(("config", "info")):
+                red[m.group(1)] = int(m.group(2))
+    ev = j["publish"]["ok"] or 1
+    runs.setdefault(cfg, []).append({
+        "nodes": len(j.get("hub_pids") or []),
+        "delivered": j["delivery"]["received"], "expected": j["delivery"]["expected"],
+        "dps": j["delivery"]["deliveries_per_s"],
+        "p50": j["delivery"]["latency"]["p50_ms"], "p99": j["delivery"]["latency"]["p99_ms"],
+        "pub_p50": j["publish"]["request_latency"]["p50_ms"],
+        "rate": j["publish"]["achieved_rate"],
+        "cpu_m": j["hub"]["cpu_s_per_million_deliveries"],
+        "rss": j["hub"]["at_end"]["rss_kib"] / 1024,
+        "busy": j["box_busy_cores"],
+        "xadd": red.get("xadd", 0) / ev, "xread": red.get("xread", 0) / ev,
+        "other": sum(v for k, v in red.items() if k not in ("xadd", "xread")) / ev,
+        "all": sum(red.values()) / ev,
+        "events": ev,
+    })
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+order = sorted(runs, key=lambda c: (c != "memory", c))
+print(f"Results in {d} (medians over {max(len(v) for v in runs.values())} repeat(s))\n")
+print("| config | nodes | delivered (all repeats) | deliveries/s | p50 / p99 ms | publish answer p50 ms | achieved publish rate /s | hub CPU-s per 1M deliveries (all nodes) | hub RSS MiB (all nodes) | machine busy cores |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for c in order:
+    rs = runs[c]
+    name = "1 node, --memory (no Redis)" if c == "memory" else f"{c} node(s) + Redis"
+    dl = f"{sum(r['delivered'] for r in rs):,} / {sum(r['expected'] for r in rs):,}"
+    print(f"| {name} | {rs[0]['nodes']} | {dl} | {med(rs,'dps'):,.0f} | {med(rs,'p50'):.1f} / {med(rs,'p99'):.1f} | "
+          f"{med(rs,'pub_p50'):.2f} | {med(rs,'rate'):.1f} | {med(rs,'cpu_m'):.2f} | {med(rs,'rss'):.1f} | {med(rs,'busy'):.2f} |")
+print("\nRedis commands per publish (`info commandstats` after `config resetstat`, whole run incl. connect):\n")
+print("| config | XADD | XREAD | other (presence/counts: HSET, EXPIRE, KEYS, HGETALL, MULTI/EXEC, DEL) | total |")
+print("|---|---|---|---|---|")
+for c in order:
+    if c == "memory":
+        continue
+    rs = runs[c]
+    print(f"| {c} node(s) | {med(rs,'xadd'):.2f} | {med(rs,'xread'):.2f} | {med(rs,'other'):.2f} | {med(rs,'all'):.2f} |")
+if "memory" in runs:
+    m = runs["memory"]
+    print("\nCluster hop, against one node without Redis (differences of medians; CPU as a ratio):\n")
+    for c in order:
+        if c == "memory":
+            continue
+        rs = runs[c]
+        print(f"- {c} node(s): p50 {med(rs,'p50') - med(m,'p50'):+.1f} ms, p99 {med(rs,'p99') - med(m,'p99'):+.1f} ms, "
+              f"publish answer p50 {med(rs,'pub_p50') - med(m,'pub_p50'):+.2f} ms, "
+              f"hub CPU per 1M deliveries ×{med(rs,'cpu_m') / max(med(m,'cpu_m'), 1e-9):.2f}")
