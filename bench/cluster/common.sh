@@ -29,11 +29,14 @@ free_port() {
   echo "$p"
 }
 
+# Total waiting for others over the whole script: WAIT_BUDGET seconds (default 20 min).
+WAIT_DEADLINE=$((SECONDS + ${WAIT_BUDGET:-1200}))
+
 # wait_quiet: wait (30 s steps, at most 20 min) until nobody else's benchmark runs
 # (`run-all.sh` or `ssehub-bench` processes that are not ours); then note the machine state.
 wait_quiet() {
   local i others
-  for ((i = 0; i < 40 && ${NO_WAIT:-0} == 0; i++)); do
+  for ((i = 0; i < 40 && ${NO_WAIT:-0} == 0 && SECONDS < WAIT_DEADLINE; i++)); do
     others=$(pgrep -f 'run-all.sh|ssehub-bench' | grep -vxF -e "$$" -e "$BASHPID" | while read -r p; do
       grep -q "$BINDIR" "/proc/$p/cmdline" 2>/dev/null || echo "$p"; done | tr '\n' ' ')
     [[ -z $others ]] && break
