@@ -36,7 +36,7 @@ def fmt(v, digits=1):
         return "–"
     if isinstance(v, bool):
         return "yes" if v else "no"
-    if isinstance(v, float) and digits == 0 or isinstance(v, int):
+    if isinstance(v, int) or digits == 0 or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
         return f"{v:,.0f}"
     return f"{v:,.{digits}f}"
 
@@ -86,6 +86,7 @@ COLUMNS = {
     "replay": [
         ("preload msg/s", "publish.achieved_rate", 0, False),
         ("received / expected", None, 0, False),
+        ("complete", "replay.complete", 0, False),
         ("first event s", "replay.first_event_s", 3, False),
         ("all received s", "replay.all_received_s", 3, True),
         ("events/s", "replay.events_per_s", 0, True),
@@ -118,7 +119,7 @@ def cell(mode, header, path, digits, runs):
         return f"{fmt(med(runs, 'replay.received'))} / {fmt(med(runs, 'replay.expected'))}"
     if header == "reconnected / failed":
         return f"{fmt(med(runs, 'reconnect.live'))} / {fmt(med(runs, 'reconnect.failed'))}"
-    if header == "caught up":
+    if header in ("caught up", "complete"):
         return fmt(allof(runs, path))
     v = med(runs, path)
     if path and path.endswith("rss_kib") and "MiB" in header and v is not None:
@@ -155,7 +156,9 @@ def main():
         with open(run_txt) as fh:
             for line in fh:
                 if line.startswith("# scenarios:"):
-                    listed = line.split(":", 1)[1].split(",")[0].split()
+                    for sc in line.split(":", 1)[1].split(",")[0].split():
+                        if sc not in listed:
+                            listed.append(sc)
     scen_order.sort(key=lambda s: listed.index(s) if s in listed else len(listed))
     run_txt = os.path.join(d, "run.txt")
     if os.path.exists(run_txt):

@@ -3,7 +3,8 @@
 # started process, and write JSON per run plus a markdown table (bench/report.py).
 #
 #   bench/run-all.sh [--peers "ssehub nchan ..."] [--scenarios "fanout1k idle10k ..."]
-#                    [--repeat N] [--out DIR] [--quick]
+#                    [--repeat N] [--rep-start K] [--out DIR] [--quick]
+#                    [--quiet-below CORES [--quiet-wait SECONDS]]
 #
 # Peers: ssehub bare node-express better-sse nchan pushpin (bare = the bare write loop,
 # the machine's ceiling for the same bytes). Scenarios: see scenario() below, or --list.
@@ -16,12 +17,18 @@ PEERS="ssehub bare node-express better-sse nchan pushpin"
 SCENARIOS="idle10k idle19k fanout1k fanout10k latency10k topics5k publish0 publish1k replay100k storm10k"
 QUICK_SCENARIOS="idle1k fanout200 topics500 publish0q replay5k storm500"
 REPEAT=1
+REP_START=1
+QUIET_BELOW=""
+QUIET_WAIT=300
 OUT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --peers) PEERS="$2"; shift 2 ;;
     --scenarios) SCENARIOS="$2"; shift 2 ;;
     --repeat) REPEAT="$2"; shift 2 ;;
+    --rep-start) REP_START="$2"; shift 2 ;; # add runs to an existing --out directory
+    --quiet-below) QUIET_BELOW="$2"; shift 2 ;; # wait until others use fewer cores than this
+    --quiet-wait) QUIET_WAIT="$2"; shift 2 ;;   # ... but at most this many seconds
     --out) OUT="$2"; shift 2 ;;
     --quick) SCENARIOS="$QUICK_SCENARIOS"; shift ;;
     --list) grep -E '^    [a-z0-9]+\)' "$0" | sed 's/).*//; s/^ *//' | tr '\n' ' '; echo; exit 0 ;;
@@ -44,6 +51,8 @@ scenario() {
     publish0) SC_MODE=publish; SC_ARGS=(-m 20000 --pub-conns 4) ;;
     publish1k) SC_MODE=publish; SC_ARGS=(-n 1000 -m 1000 --pub-conns 4 --drain-timeout 120) ;;
     replay100k) SC_MODE=replay; SC_ARGS=(-m 100000 --replayers 1 --pub-conns 4 --drain-timeout 120) ;;
+    replay20k) SC_MODE=replay; SC_ARGS=(-m 20000 --replayers 1 --pub-conns 4 --drain-timeout 120) ;;
+    replay50k) SC_MODE=replay; SC_ARGS=(-m 50000 --replayers 1 --pub-conns 4 --drain-timeout 120) ;;
     storm10k) SC_MODE=storm; SC_ARGS=(-n 10000 --pre-events 5 --gap-events 5 --drain-timeout 60) ;;
     # small versions for a quick check
     idle1k) SC_MODE=idle; SC_ARGS=(-n 1000 --hold 3) ;;
@@ -101,11 +110,11 @@ busy_now() {
   echo "# scenarios: $SCENARIOS, repeat $REPEAT"
   echo "# repo $(cd "$REPO" && git rev-parse --short HEAD); ssehub binary sha256 $(sha256sum "$SSEHUB" 2>/dev/null | cut -c1-12) built $(date -u -r "$SSEHUB" +%FT%TZ 2>/dev/null)"
   echo "# versions: $(node --version 2>/dev/null) $(nginx -v 2>&1 | tr -d '\n') pushpin $(pushpin --version 2>/dev/null | tail -1)"
-} >"$OUT/run.txt"
+} >>"$OUT/run.txt"
 
 for sc in $SCENARIOS; do
   scenario "$sc"
-  for rep in $(seq 1 "$REPEAT"); do
+  for rep in $(seq "$REP_START" $((REP_START + REPEAT - 1))); do
     for peer in $PEERS; do
       if ! peer_supports "$peer" "$sc"; then continue; fi
       port=$(peer_port "$peer")
@@ -119,7 +128,14 @@ for sc in $SCENARIOS; do
       src=$(next_src)
       json="$OUT/$peer.$sc.$rep.json"
       cmd=("$GEN" "$SC_MODE" "${SC_ARGS[@]}" "${PEER_ARGS[@]}" --src-base "$src" --json "$json")
-      echo "$peer $sc $rep (machine busy before: $(busy_now) cores): ${cmd[*]}" >>"$OUT/run.txt"
+      busy=$(busy_now)
+      if [[ -n $QUIET_BELOW ]]; then
+        waited=0
+        while awk -v b="$busy" -v q="$QUIET_BELOW" 'BEGIN{exit !(b >= q)}' && ((waited < QUIET_WAIT)); do
+          busy=$(busy_now); waited=$((waited + 1))
+        done
+      fi
+      echo "$peer $sc $rep (machine busy before: $busy cores): ${cmd[*]}" >>"$OUT/run.txt"
       log "$peer / $sc / run $rep"
       if ! timeout 900 "${cmd[@]}" >/dev/null 2>"$OUT/$peer.$sc.$rep.log"; then
         log "$peer / $sc failed; see $OUT/$peer.$sc.$rep.log"
