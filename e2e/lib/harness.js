@@ -61,7 +61,7 @@ async function startHub(args = [], { port = 0, timeoutMs = 15000 } = {}) {
   } finally {
     clearTimeout(timer);
   }
-  const m = /^listening on (http:\/\/127\.0\.0\.1:(\d+))\s*$/.exec(line);
+  const m = /^listening on (https?:\/\/127\.0\.0\.1:(\d+))\s*$/.exec(line);
   if (!m) {
     process.kill(child.pid, 'SIGKILL');
     throw new Error(`unexpected first stdout line from the hub: ${JSON.stringify(line)}`);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
-use ssehub::{Config, CorsOrigins};
+use ssehub::{Config, CorsOrigins, TlsConfig, TlsError};
 use ssehub_core::Retention;
 use ssehub_store_log::SyncMode;
 
@@ -126,6 +126,12 @@ pub struct Layer {
     /// Longest life of a stream in seconds, 0 for none (Mercure's write_timeout) [default: 0]
     #[arg(long, env = "SSEHUB_STREAM_LIFETIME", value_name = "SECONDS")]
     pub stream_lifetime: Option<u64>,
+    /// PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1 by ALPN) instead of plain HTTP
+    #[arg(long, env = "SSEHUB_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of tls_cert
+    #[arg(long, env = "SSEHUB_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Where history lives.
@@ -172,7 +178,8 @@ fn under(top: Layer, below: Layer) -> Layer {
         max_payload, cors_origins, max_connections, max_topics, max_header_bytes, max_connections_per_ip, socket_send_buffer, subscriber_buffer,
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
-        mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime)
+        mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime, tls_cert,
+        tls_key)
 }
 
 /// Parses a TOML layer, naming the file in errors.
@@ -265,6 +272,7 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
             bail!("public_dir: {} is not a directory", dir.display());
         }
     }
+    let tls = tls(layer.tls_cert, layer.tls_key)?;
     let hub = Config {
         listen,
         heartbeat: Duration::from_secs(positive(layer.heartbeat, "heartbeat")?),
@@ -296,8 +304,30 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         mercure_audience: auth.audience,
         mercure_subscriptions: auth.subscriptions,
         stream_lifetime: auth.stream_lifetime,
+        tls,
     };
     Ok(Settings { hub, store })
+}
+
+/// Reads and checks the certificate and key: both or neither.
+fn tls(cert: Option<PathBuf>, key: Option<PathBuf>) -> anyhow::Result<Option<TlsConfig>> {
+    let cert = cert.filter(|p| !p.as_os_str().is_empty());
+    let key = key.filter(|p| !p.as_os_str().is_empty());
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => bail!("tls_key: no value (tls_cert needs its private key)"),
+        (None, Some(_)) => bail!("tls_cert: no value (tls_key needs its certificate)"),
+        (Some(cert), Some(key)) => (cert, key),
+    };
+    let cert_pem = std::fs::read(&cert)
+        .with_context(|| format!("tls_cert: cannot read {}", cert.display()))?;
+    let key_pem =
+        std::fs::read(&key).with_context(|| format!("tls_key: cannot read {}", key.display()))?;
+    match TlsConfig::from_pem(&cert_pem, &key_pem) {
+        Ok(config) => Ok(Some(config)),
+        Err(TlsError::Cert(why)) => bail!("tls_cert: {}: {why}", cert.display()),
+        Err(TlsError::Key(why)) => bail!("tls_key: {}: {why}", key.display()),
+    }
 }
 
 #[cfg(test)]
@@ -374,5 +404,31 @@ mod tests {
         assert!(err.contains("heartbeat") && err.contains("f.toml"), "{err}");
         let err = format!("{:#}", parse_file("hartbeat = 1", "f.toml").unwrap_err());
         assert!(err.contains("hartbeat"), "{err}");
+    }
+
+    #[test]
+    fn bad_tls_settings_name_their_key() {
+        let dir = std::env::temp_dir().join(format!("ssehub-tls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a PEM file").unwrap();
+        let layer = |cert: Option<&std::path::Path>, key: Option<&std::path::Path>| Layer {
+            tls_cert: cert.map(Into::into),
+            tls_key: key.map(Into::into),
+            ..Layer::default()
+        };
+        let missing = dir.join("missing.pem");
+        let cases = [
+            (layer(Some(&junk), None), "tls_key"),
+            (layer(None, Some(&junk)), "tls_cert"),
+            (layer(Some(&missing), Some(&junk)), "tls_cert"),
+            (layer(Some(&junk), Some(&missing)), "tls_key"),
+            (layer(Some(&junk), Some(&junk)), "tls_cert"),
+        ];
+        for (layer, key) in cases {
+            let err = resolve(layer, None).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -156,7 +156,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("listen: cannot bind {}", settings.hub.listen))?;
     let addr = listener.local_addr()?;
     // Scripts and tests read the port from this line.
-    println!("listening on http://{addr}");
+    let scheme = if settings.hub.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, store = ?settings.store, "ssehub started");
     let hub = Hub::new(settings.hub, store);
     if let Some(engine) = engine {

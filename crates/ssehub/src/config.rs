@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Verifier;
+use crate::tls::TlsConfig;
 
 /// Which cross-origin pages may use the hub.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -88,6 +89,8 @@ pub struct Config {
     /// Longest life of a stream (Mercure's `write_timeout`), jittered to 80-100 % per
     /// stream; `None` for no limit.
     pub stream_lifetime: Option<Duration>,
+    /// Serve TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP on the listener.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -114,6 +117,7 @@ impl Default for Config {
             mercure_audience: None,
             mercure_subscriptions: false,
             stream_lifetime: None,
+            tls: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod outbox;
 mod selection;
 mod server;
 mod stream;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT}
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 pub use metrics::Metrics;
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
+pub use tls::{TlsConfig, TlsError};
 
 /// How often the hub ends streams whose token has expired.
 const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);

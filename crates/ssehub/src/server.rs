@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::Router;
 use bytes::{Buf, Bytes};
 use http_body::Body;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -37,12 +37,17 @@ use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::stream::EventStream;
+use crate::tls::{TlsConfig, ALPN_H2};
 
 /// A client must send its request head within this time (slow-loris guard).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Written data that stays unacknowledged this long ends the stream (TCP_USER_TIMEOUT):
 /// the client is gone or not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// What an HTTP/2 client with prior knowledge (h2c) sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Most concurrent streams one HTTP/2 connection may open (also hyper's default).
+const H2_MAX_STREAMS: u32 = 200;
 
 /// Accepts connections until `shutdown` resolves; then ends every stream and waits, at most
 /// the configured grace period, for connections to finish.
@@ -172,10 +177,26 @@ async fn connection(
     graceful: Watcher,
 ) -> Option<Streaming> {
     let max_head = hub.config.max_header_bytes;
+    if let Some(tls) = hub.config.tls.clone() {
+        drop(hub);
+        // Boxed: a TLS session and a hyper connection are large.
+        Box::pin(serve_tls(socket, peer, tls, max_head, router, graceful)).await;
+        return None;
+    }
     let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, max_head)).await {
         Ok(Ok(head)) => head,
         Ok(Err(_)) | Err(_) => return None,
     };
+    if head.starts_with(H2_PREFACE) {
+        drop(hub);
+        set_write_timeout(&socket);
+        let io = Rewind {
+            prefix: Bytes::from(head),
+            inner: socket,
+        };
+        Box::pin(serve_h2(io, peer, max_head, router, graceful)).await;
+        return None;
+    }
     match direct_stream(&hub, peer, &head) {
         Some(Answer::Stream {
             head: response,
@@ -189,26 +210,50 @@ async fn connection(
         }
         None => {
             drop(hub);
+            let io = Rewind {
+                prefix: Bytes::from(head),
+                inner: socket,
+            };
             // Boxed: a hyper connection is large.
-            Box::pin(serve_routed(socket, peer, head, max_head, router, graceful)).await;
+            Box::pin(serve_h1(io, peer, max_head, router, graceful)).await;
             None
         }
     }
 }
 
-/// Hands the connection, with the bytes already read, to hyper and the router.
-async fn serve_routed(
+/// A TLS connection: the handshake, then HTTP/2 or HTTP/1.1 through hyper as ALPN chose
+/// (HTTP/1.1 when the client offered no ALPN). The direct path is for plain HTTP/1 only.
+async fn serve_tls(
     socket: TcpStream,
     peer: SocketAddr,
-    head: Vec<u8>,
+    tls: TlsConfig,
     max_head: usize,
     router: Router,
     graceful: Watcher,
 ) {
-    let io = TokioIo::new(Rewind {
-        prefix: Bytes::from(head),
-        inner: socket,
-    });
+    set_write_timeout(&socket);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
+    let io = match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(socket)).await {
+        Ok(Ok(io)) => io,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    if io.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        serve_h2(io, peer, max_head, router, graceful).await;
+    } else {
+        serve_h1(io, peer, max_head, router, graceful).await;
+    }
+}
+
+/// Serves an HTTP/1 connection with hyper and the router (for a plain connection, with the
+/// bytes already read put back in front by `Rewind`).
+async fn serve_h1<I>(io: I, peer: SocketAddr, max_head: usize, router: Router, graceful: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     // Handlers learn the client's address with `ConnectInfo<SocketAddr>`.
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -220,10 +265,57 @@ async fn serve_routed(
         .header_read_timeout(HEAD_TIMEOUT)
         // Bounds the request head (431 above it); bodies still stream through in pieces.
         .max_buf_size(max_head.max(8192))
-        .serve_connection(io, service);
+        .serve_connection(TokioIo::new(io), service);
     if let Err(e) = graceful.watch(conn).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// Serves an HTTP/2 connection (h2c with prior knowledge, or TLS with ALPN `h2`) with
+/// hyper and the same router. Each request is a stream; a stream the client resets drops
+/// its response body, which unregisters the subscriber.
+async fn serve_h2<I>(io: I, peer: SocketAddr, max_head: usize, router: Router, graceful: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            host_from_authority(&mut request);
+            router.clone().oneshot(request)
+        });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
+        .serve_connection(TokioIo::new(io), service);
+    if let Err(e) = graceful.watch(conn).await {
+        tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+    }
+}
+
+/// HTTP/2 carries the host in `:authority` (hyper puts it in the URI), not in `Host`:
+/// copy it, so handlers that read `Host` (same-origin checks, Mercure's resource URL) see
+/// what they see over HTTP/1.
+fn host_from_authority<B>(request: &mut hyper::Request<B>) {
+    if request.headers().contains_key(axum::http::header::HOST) {
+        return;
+    }
+    let value = request
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if let Some(value) = value {
+        request
+            .headers_mut()
+            .insert(axum::http::header::HOST, value);
+    }
+}
+
+/// The kernel ends the connection when written data stays unacknowledged this long: a
+/// dead or stalled peer costs no timer here.
+fn set_write_timeout(socket: &TcpStream) {
+    let _ = socket2::SockRef::from(socket).set_tcp_user_timeout(Some(WRITE_TIMEOUT));
 }
 
 async fn fixed(mut socket: TcpStream, bytes: Vec<u8>) -> io::Result<()> {
@@ -232,9 +324,7 @@ async fn fixed(mut socket: TcpStream, bytes: Vec<u8>) -> io::Result<()> {
 }
 
 fn stream(socket: TcpStream, head: Vec<u8>, body: EventStream) -> Streaming {
-    // The kernel ends the connection when written data stays unacknowledged this long: a
-    // dead or stalled peer costs no timer here.
-    let _ = socket2::SockRef::from(&socket).set_tcp_user_timeout(Some(WRITE_TIMEOUT));
+    set_write_timeout(&socket);
     Streaming {
         socket,
         body,
@@ -248,7 +338,14 @@ fn stream(socket: TcpStream, head: Vec<u8>, body: EventStream) -> Streaming {
 async fn read_head(socket: &mut TcpStream, max: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        if buf.len() >= max || buf.windows(4).any(|w| w == b"\r\n\r\n") || !could_be_request(&buf) {
+        // The HTTP/2 preface contains a blank line and is no HTTP/1 request: wait for all of
+        // it before deciding.
+        let partial_preface = buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf);
+        if !partial_preface
+            && (buf.len() >= max
+                || buf.windows(4).any(|w| w == b"\r\n\r\n")
+                || !could_be_request(&buf))
+        {
             return Ok(buf);
         }
         buf.reserve(1024);

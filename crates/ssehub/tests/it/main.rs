@@ -4,6 +4,7 @@ mod auth;
 mod bad_input;
 mod close;
 mod cors;
+mod http2;
 mod mercure;
 mod page;
 mod presence;
