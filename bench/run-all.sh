@@ -47,6 +47,7 @@ scenario() {
     fanout1k) SC_MODE=fanout; SC_ARGS=(-n 1000 -m 200 -r 100 --pub-conns 4) ;;
     fanout10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -m 100 -r 100 --pub-conns 4 --drain-timeout 120) ;;
     latency10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -m 100 -r 10 --pub-conns 1 --drain-timeout 60) ;;
+    latency1k) SC_MODE=fanout; SC_ARGS=(-n 1000 -m 100 -r 10 --pub-conns 1) ;;
     topics5k) SC_MODE=fanout; SC_ARGS=(-n 5000 -k 5000 -m 5000 -r 1000 --pub-conns 4) ;;
     publish0) SC_MODE=publish; SC_ARGS=(-m 20000 --pub-conns 4) ;;
     publish1k) SC_MODE=publish; SC_ARGS=(-n 1000 -m 1000 --pub-conns 4 --drain-timeout 120) ;;
