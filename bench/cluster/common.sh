@@ -38,7 +38,7 @@ wait_quiet() {
   local i others
   for ((i = 0; i < 40 && ${NO_WAIT:-0} == 0 && SECONDS < WAIT_DEADLINE; i++)); do
     others=$(pgrep -f 'run-all.sh|ssehub-bench' | grep -vxF -e "$$" -e "$BASHPID" | while read -r p; do
-      grep -q "$BINDIR" "/proc/$p/cmdline" 2>/dev/null || echo "$p"; done | tr '\n' ' ')
+      grep -q "$BINDIR" "/proc/$p/cmdline" 2>/dev/null || echo "$p"; done | tr '\n' ' ' || true)
     [[ -z $others ]] && break
     ((i == 0)) && log "others' benchmark running (pids $others); waiting up to 20 min"
     sleep 30

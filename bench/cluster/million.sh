@@ -50,7 +50,7 @@ sampler() {
   for ((i = 0; i < 900; i++)); do
     [[ -e $OUT/.sampling ]] || break
     kids=""
-    [[ -n ${GEN_PID_S:-} ]] && kids="$GEN_PID_S $(ps -o pid= --ppid "$GEN_PID_S" 2>/dev/null | tr '\n' ' ')"
+    [[ -n ${GEN_PID_S:-} ]] && kids="$GEN_PID_S $(ps -o pid= --ppid "$GEN_PID_S" 2>/dev/null | tr '\n' ' ' || true)"
     # shellcheck disable=SC2086 # pid lists
     echo "$(date -u +%T) $(mem_used) $(mem_avail) $(rss_sum "${NODE_PIDS[@]}") $(rss_sum $kids) $(cut -f1 /proc/sys/fs/file-nr)"
     sleep 2
@@ -96,7 +96,7 @@ for subs in $STAGES; do
   touch "$OUT/.sampling"
   timeout $((subs / RAMP + 600)) "${cmd[@]}" >/dev/null 2>"$OUT/$name.log" &
   GEN_PID=$!
-  GEN_PID_S=$(sleep 1; pgrep -P "$GEN_PID" | head -1) # timeout's child: the coordinator
+  GEN_PID_S=$(sleep 1; pgrep -P "$GEN_PID" | head -1 || true) # timeout's child: the coordinator
   sampler "$OUT/$name.samples.txt" &
   SAMPLER_PID=$!
   rc=0

@@ -14,6 +14,7 @@ SUBS=${SUBS:-6000}
 EVENTS=${EVENTS:-100}
 RATE=${RATE:-100}
 REPS=${REPS:-3}
+PUB_CONNS=${PUB_CONNS:-1} # closed-loop publish connections (each waits for its answer)
 PROCS=${PROCS:-6} # generator processes: 6 for every configuration (splits evenly over 1, 2, 3 nodes)
 CONFIGS=${CONFIGS:-"memory 1 2 3"}
 OUT=${OUT:-$REPO/bench/cluster/results/run-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -25,7 +26,7 @@ trap cleanup EXIT
 {
   echo "commit: $(git -C "$REPO" rev-parse --short HEAD) (dirty files: $(git -C "$REPO" status --short -uno | wc -l))"
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -r)"
-  echo "SUBS=$SUBS EVENTS=$EVENTS RATE=$RATE REPS=$REPS PROCS=$PROCS CONFIGS=$CONFIGS"
+  echo "SUBS=$SUBS EVENTS=$EVENTS RATE=$RATE PUB_CONNS=$PUB_CONNS REPS=$REPS PROCS=$PROCS CONFIGS=$CONFIGS"
 } >"$OUT/run.txt"
 start_redis
 echo "redis: redis-server --port $RPORT --save '' --appendonly no ($(redis-server --version | cut -d' ' -f3))" >>"$OUT/run.txt"
@@ -39,7 +40,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     gen_node_args
     wait_quiet
     redis-cli -p "$RPORT" config resetstat >/dev/null
-    cmd=("$GEN" fanout -n "$SUBS" -k 1 -m "$EVENTS" -r "$RATE" --pub-conns 1 --procs "$PROCS"
+    cmd=("$GEN" fanout -n "$SUBS" -k 1 -m "$EVENTS" -r "$RATE" --pub-conns "$PUB_CONNS" --procs "$PROCS"
       --ramp 4000 --src-base "127.50.$rep.2" --label "ssehub-$cfg" --drain-timeout 60
       "${GEN_ARGS[@]}" --json "$OUT/$name.json")
     echo "$name: ${cmd[*]/#$BINDIR\//target/release/}" >>"$OUT/run.txt"
