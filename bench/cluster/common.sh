@@ -81,7 +81,8 @@ start_nodes() {
     else
       args=(--redis-url "redis://127.0.0.1:$RPORT" --history 100000)
     fi
-    setsid "$HUB" serve --listen "127.0.0.1:$port" "${args[@]}" >>"$OUT/hub-$i.log" 2>&1 &
+    # shellcheck disable=SC2086 # HUB_ARGS: extra hub options, a word list on purpose
+    setsid "$HUB" serve --listen "127.0.0.1:$port" "${args[@]}" ${HUB_ARGS:-} >>"$OUT/hub-$i.log" 2>&1 &
     pid=$!
     NODE_PIDS+=("$pid") NODE_PORTS+=("$port")
     MY_PIDS="$MY_PIDS $pid"

@@ -9,6 +9,7 @@
 #   cargo build --release -p ssehub-cli -p ssehub-bench
 #   bench/cluster/million.sh
 #   STAGES="20000 100000" RAMP=10000 bench/cluster/million.sh
+#   STAGES=1000000 RAMP=3000 HUB_ARGS="--heartbeat 60" bench/cluster/million.sh
 #
 # Results: bench/cluster/results/million-<UTC time>/ (JSON + log per stage, memory samples,
 # sysctls, summary.md).
@@ -60,7 +61,7 @@ sampler() {
 {
   echo "commit: $(git -C "$REPO" rev-parse --short HEAD) (dirty files: $(git -C "$REPO" status --short -uno | wc -l))"
   echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; $(uname -r)"
-  echo "STAGES=$STAGES PER_NODE=$PER_NODE RAMP=$RAMP READ_BUF=$READ_BUF"
+  echo "STAGES=$STAGES PER_NODE=$PER_NODE RAMP=$RAMP READ_BUF=$READ_BUF HUB_ARGS=${HUB_ARGS:-}"
   echo "-- kernel settings (read, not changed)"
   sysctls
 } >"$OUT/run.txt"
