@@ -194,7 +194,7 @@ async fn connection(
             prefix: Bytes::from(head),
             inner: socket,
         };
-        Box::pin(serve_h2(io, peer, max_head, router, graceful)).await;
+        Box::pin(serve_h2(io, peer, false, max_head, router, graceful)).await;
         return None;
     }
     match direct_stream(&hub, peer, &head) {
@@ -215,7 +215,7 @@ async fn connection(
                 inner: socket,
             };
             // Boxed: a hyper connection is large.
-            Box::pin(serve_h1(io, peer, max_head, router, graceful)).await;
+            Box::pin(serve_h1(io, peer, false, max_head, router, graceful)).await;
             None
         }
     }
@@ -242,22 +242,27 @@ async fn serve_tls(
         Err(_) => return,
     };
     if io.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
-        serve_h2(io, peer, max_head, router, graceful).await;
+        serve_h2(io, peer, true, max_head, router, graceful).await;
     } else {
-        serve_h1(io, peer, max_head, router, graceful).await;
+        serve_h1(io, peer, true, max_head, router, graceful).await;
     }
 }
 
 /// Serves an HTTP/1 connection with hyper and the router (for a plain connection, with the
 /// bytes already read put back in front by `Rewind`).
-async fn serve_h1<I>(io: I, peer: SocketAddr, max_head: usize, router: Router, graceful: Watcher)
-where
+async fn serve_h1<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    max_head: usize,
+    router: Router,
+    graceful: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Handlers learn the client's address with `ConnectInfo<SocketAddr>`.
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            as_routed(&mut request, peer, tls);
             router.clone().oneshot(request)
         });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -274,13 +279,19 @@ where
 /// Serves an HTTP/2 connection (h2c with prior knowledge, or TLS with ALPN `h2`) with
 /// hyper and the same router. Each request is a stream; a stream the client resets drops
 /// its response body, which unregisters the subscriber.
-async fn serve_h2<I>(io: I, peer: SocketAddr, max_head: usize, router: Router, graceful: Watcher)
-where
+async fn serve_h2<I>(
+    io: I,
+    peer: SocketAddr,
+    tls: bool,
+    max_head: usize,
+    router: Router,
+    graceful: Watcher,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            as_routed(&mut request, peer, tls);
             host_from_authority(&mut request);
             router.clone().oneshot(request)
         });
@@ -291,6 +302,19 @@ where
         .serve_connection(TokioIo::new(io), service);
     if let Err(e) = graceful.watch(conn).await {
         tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+    }
+}
+
+/// What every request handed to the router carries: the client's address (handlers take
+/// `ConnectInfo<SocketAddr>`), and on a TLS connection `X-Forwarded-Proto: https`, set by the
+/// hub as the TLS proxy it is, so URLs built from the request (Mercure's resource URL) say
+/// https whatever the client sent.
+fn as_routed<B>(request: &mut hyper::Request<B>, peer: SocketAddr, tls: bool) {
+    request.extensions_mut().insert(ConnectInfo(peer));
+    if tls {
+        request
+            .headers_mut()
+            .insert("x-forwarded-proto", HeaderValue::from_static("https"));
     }
 }
 

@@ -44,6 +44,8 @@ async fn several_streams_share_one_h2c_connection() {
     let hub = TestHub::with_config(Config {
         retry: Duration::from_millis(2000),
         heartbeat: Duration::from_millis(200),
+        // Longer than the wait below: serve must return because the connection finished.
+        shutdown_grace: Duration::from_secs(60),
         ..Config::default()
     })
     .await;
@@ -98,7 +100,7 @@ async fn several_streams_share_one_h2c_connection() {
     }
 
     // Shutdown ends every stream on the connection, and serve returns.
-    tokio::time::timeout(WAIT, hub.stop())
+    tokio::time::timeout(WAIT * 3, hub.stop())
         .await
         .expect("shutdown in time")
         .expect("serve");
@@ -222,4 +224,36 @@ async fn a_preface_split_over_writes_is_still_http2() {
         frame_head[3], 4,
         "the server's first frame is SETTINGS: {frame_head:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn urls_built_from_a_tls_request_say_https() {
+    let (cert, key) = self_signed();
+    let tls = TlsConfig::from_pem(cert.as_bytes(), key.as_bytes()).expect("tls config");
+    let hub = TestHub::with_config(Config {
+        tls: Some(tls),
+        mercure_dialect: ssehub::Dialect::V1,
+        ..Config::default()
+    })
+    .await;
+    for http1 in [false, true] {
+        let metadata: serde_json::Value = https_client(&cert, http1)
+            .get(format!(
+                "https://{}/.well-known/oauth-protected-resource/.well-known/mercure",
+                hub.addr
+            ))
+            // A client cannot make the hub claim plain http on a TLS connection.
+            .header("x-forwarded-proto", "http")
+            .send()
+            .await
+            .expect("metadata")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            metadata["resource"],
+            format!("https://{}/.well-known/mercure", hub.addr),
+            "http1={http1}"
+        );
+    }
 }
