@@ -155,6 +155,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.hub.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     // Scripts and tests read the port from this line.
     let scheme = if settings.hub.tls.is_some() {
         "https"
@@ -169,25 +170,30 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(engine.clone().run(hub.clone()));
         tokio::spawn(engine.run_counts(hub.clone()));
     }
-    ssehub::serve(listener, hub, shutdown_signal()).await?;
+    ssehub::serve(listener, hub, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, before the hub says it is
+/// listening, so a signal sent right after that line is never missed (it would otherwise
+/// kill the process without a graceful shutdown).
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
