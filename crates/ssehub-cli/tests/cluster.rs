@@ -409,3 +409,23 @@ async fn subscriber_counts_are_cluster_wide_within_seconds() {
     a.wait_subscribers("c", 2).await;
     b.wait_subscribers("c", 2).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_watchers_hear_cluster_wide_counts() {
+    let redis = Redis::start().await;
+    let a = Node::start(&redis, &[]).await;
+    let b = Node::start(&redis, &[]).await;
+    let mut watcher = a.subscribe("room?presence=1", None).await;
+    let _b1 = b.subscribe("room", None).await;
+    let _b2 = b.subscribe("room", None).await;
+    // The watcher's snapshot (1), then, within a few exchanges, the cluster-wide count (3).
+    loop {
+        let e = watcher.event().await.expect("stream open");
+        assert_eq!(e.event, "ssehub-presence");
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+        // Counts may rise in steps if the exchange runs between B's two subscriptions.
+        if data["action"] == "count" && data["subscribers"] == 3 {
+            break;
+        }
+    }
+}

@@ -281,6 +281,7 @@ impl RedisEngine {
             }
         }
         *self.remote.lock().unwrap_or_else(|e| e.into_inner()) = remote;
+        hub.remote_counts_changed(|topic| self.remote_subscribers(topic));
         Ok(())
     }
 

@@ -75,6 +75,8 @@ struct TopicEntry {
     last_id: Option<String>,
     /// Set by a closing event; a later publish reopens the topic.
     closed: bool,
+    /// Other nodes' subscribers as last announced to this topic's watchers (cluster mode).
+    remote: usize,
 }
 
 /// One open subscription stream.
@@ -327,7 +329,7 @@ impl Hub {
             let entry = state.topics.entry(topic.clone()).or_default();
             entry.subscribers.insert(id, sub.clone());
             entry.watchers += usize::from(presence);
-            let count = entry.subscribers.len();
+            let count = entry.subscribers.len() + entry.remote;
             if entry.watchers > usize::from(presence) {
                 let join = presence_bytes(topic, "join", count);
                 for other in entry
@@ -376,7 +378,7 @@ impl Hub {
             entry.subscribers.swap_remove(&sub.id);
             entry.watchers -= usize::from(sub.presence);
             if entry.watchers > 0 {
-                let leave = presence_bytes(topic, "leave", entry.subscribers.len());
+                let leave = presence_bytes(topic, "leave", entry.subscribers.len() + entry.remote);
                 for other in entry.subscribers.values().filter(|s| s.presence) {
                     let _ = other.outbox.push_raw(leave.clone());
                 }
@@ -452,6 +454,26 @@ impl Hub {
 
     pub fn is_closed(&self, topic: &Topic) -> bool {
         self.lock().topics.get(topic).is_some_and(|e| e.closed)
+    }
+
+    /// Cluster mode: the other nodes' subscriber counts changed (as their engine reports
+    /// them every few seconds). Watchers of a topic whose cluster-wide count moved get a
+    /// presence event `{"action": "count", "subscribers": <cluster-wide>}`.
+    pub fn remote_counts_changed(&self, remote: impl Fn(&str) -> usize) {
+        let state = &mut *self.lock();
+        for (topic, entry) in state.topics.iter_mut() {
+            let now = remote(topic.as_str());
+            if now == entry.remote {
+                continue;
+            }
+            entry.remote = now;
+            if entry.watchers > 0 {
+                let count = presence_bytes(topic, "count", entry.subscribers.len() + now);
+                for watcher in entry.subscribers.values().filter(|s| s.presence) {
+                    let _ = watcher.outbox.push_raw(count.clone());
+                }
+            }
+        }
     }
 
     /// Topics with their subscribers, cluster-wide in cluster mode (other nodes' counts as
