@@ -63,7 +63,7 @@ struct Inner {
 
 /// What [`Outbox::drain`] found.
 pub enum Drained {
-    Items(Vec<Item>),
+    Items(VecDeque<Item>),
     /// Nothing queued; the waker is registered.
     Empty,
     /// Nothing queued and nothing will come.
@@ -157,7 +157,9 @@ impl Outbox {
         let mut inner = self.lock();
         if !inner.items.is_empty() {
             inner.bytes = 0;
-            return Drained::Items(inner.items.drain(..).collect());
+            // Take the whole queue, allocation and all: no copy, and an idle outbox keeps no
+            // capacity from its last burst.
+            return Drained::Items(std::mem::take(&mut inner.items));
         }
         if let Some(reason) = inner.closed {
             return Drained::Closed(reason);
@@ -184,10 +186,10 @@ mod tests {
         ))
     }
 
-    fn items(outbox: &Outbox) -> Vec<Item> {
+    fn items(outbox: &Outbox) -> VecDeque<Item> {
         match outbox.drain(Waker::noop()) {
             Drained::Items(items) => items,
-            _ => Vec::new(),
+            _ => VecDeque::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! A subscriber's response body: the opening bytes, then the replay read page by page from
 //! the store, then the live feed from its outbox — joined without a gap or a duplicate.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -86,7 +87,7 @@ impl EventStream {
     }
 
     /// Joins the drained items into one buffer, skipping events the replay already wrote.
-    fn join(&self, items: Vec<Item>) -> Option<Bytes> {
+    fn join(&self, items: VecDeque<Item>) -> Option<Bytes> {
         let fresh = |item: &&Item| match item {
             Item::Event(e) => e.id > self.through,
             Item::Raw(_) => true,
