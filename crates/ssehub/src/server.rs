@@ -30,7 +30,7 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_HEADERS};
@@ -61,6 +61,9 @@ pub async fn run(
     let per_ip: PerIp = Arc::default();
     // Every connection task holds a sender; when all are dropped, `recv` returns None.
     let (alive, mut all_done) = mpsc::channel::<()>(1);
+    // Connections still waiting for their request head give up when this turns true, so a
+    // silent client cannot hold shutdown for the head timeout.
+    let (stop, stopping) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -76,7 +79,7 @@ pub async fn run(
                         tokio::spawn(fixed(socket, too_many_from_address()));
                         continue;
                     };
-                    let setup = Box::pin(connection(socket, peer, hub.clone(), router.clone(), graceful.watcher()));
+                    let setup = Box::pin(connection(socket, peer, hub.clone(), router.clone(), graceful.watcher(), stopping.clone()));
                     let alive = alive.clone();
                     // The task's own state is only the live stream: everything needed to get
                     // there (head, timers, hyper) lives in a box freed when the stream starts.
@@ -101,6 +104,7 @@ pub async fn run(
     drop(listener);
     tracing::info!("shutting down: ending streams");
     hub.shutdown();
+    let _ = stop.send(true);
     drop(alive);
     let drained = async {
         graceful.shutdown().await;
@@ -175,6 +179,7 @@ async fn connection(
     hub: Arc<Hub>,
     router: Router,
     graceful: Watcher,
+    mut stopping: watch::Receiver<bool>,
 ) -> Option<Streaming> {
     let max_head = hub.config.max_header_bytes;
     if let Some(tls) = hub.config.tls.clone() {
@@ -183,9 +188,13 @@ async fn connection(
         Box::pin(serve_tls(socket, peer, tls, max_head, router, graceful)).await;
         return None;
     }
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, max_head)).await {
-        Ok(Ok(head)) => head,
-        Ok(Err(_)) | Err(_) => return None,
+    let read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, max_head));
+    let head = tokio::select! {
+        read = read => match read {
+            Ok(Ok(head)) => head,
+            Ok(Err(_)) | Err(_) => return None,
+        },
+        _ = stopping.wait_for(|stop| *stop) => return None,
     };
     if head.starts_with(H2_PREFACE) {
         drop(hub);
