@@ -189,3 +189,57 @@ async fn restart_is_invisible_ids_keep_increasing_and_resume_is_exact() {
     drop(hub);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_hub_on_the_same_data_dir_exits_with_a_clear_error() {
+    let dir = data_dir("locked");
+    let first = start(&dir, "batch").await;
+    let publish = |data: &'static str| {
+        let url = first.url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/publish"))
+                .json(&serde_json::json!({"topic": "l", "data": data}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(publish("before").await, 200);
+    let second = tokio::time::timeout(
+        Duration::from_secs(20),
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the second hub exits instead of serving")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("listening on"),
+        "the second hub must not serve"
+    );
+    assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    let pid = first.child.id().unwrap();
+    assert!(stderr.contains(&format!("pid {pid}")), "{stderr}");
+    // The first hub keeps serving, its log intact.
+    assert_eq!(publish("after").await, 200);
+    // "0" is older than the log: a reset, then everything retained.
+    let events = replay(&first, "l", "0", 3).await;
+    let data: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event == "message")
+        .map(|e| e.data.as_str())
+        .collect();
+    assert_eq!(data, ["before", "after"]);
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! ```text
+//! <dir>/lock                       held (flock) while a store has the directory open
 //! <dir>/meta                       the floor (every later event is retained), with a CRC
 //! <dir>/00000000000000000001.log   segments: magic header, then records (see `record`)
 //! <dir>/00000000000000000002.log   the last segment is the one appended to
@@ -35,6 +36,7 @@
 //! the index at once; a segment file is deleted when all its records are trimmed, after the
 //! floor is written to the meta file, outside the lock that appends take.
 
+mod lock;
 mod meta;
 mod record;
 mod segment;
@@ -291,6 +293,9 @@ pub struct LogStore {
     inner: Arc<Inner>,
     worker: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
+    /// Held for the life of the store; a field, so released after `Drop` has synced.
+    /// `None` only inside [`LogStore::abandon`].
+    dir_lock: Option<lock::DirLock>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -311,10 +316,12 @@ fn open_segment_file(path: &Path, create: bool) -> io::Result<File> {
 
 impl LogStore {
     /// Opens the store in `dir` (created if missing), recovering from a crash: see the
-    /// crate documentation. Two processes must not open the same directory at once.
+    /// crate documentation. A directory another open store holds (in any process) is
+    /// [`StoreError::Unavailable`] naming it (see `lock.rs`).
     pub fn open(dir: &Path, options: LogOptions) -> Result<LogStore, StoreError> {
         let started = Instant::now();
         fs::create_dir_all(dir)?;
+        let dir_lock = lock::DirLock::take(dir)?;
         let now = (options.clock)();
         let mut report = RecoveryReport::default();
         let mut meta_floor = meta::read(dir)?;
@@ -498,7 +505,17 @@ impl LogStore {
             inner,
             worker: Some(worker),
             recovery: report,
+            dir_lock: Some(dir_lock),
         })
+    }
+
+    /// Leaves the store as a killed process would: no final fsync, no floor written, the
+    /// background thread left running. Only the directory lock is released, as the
+    /// operating system does for a dead process. For crash tests.
+    #[doc(hidden)]
+    pub fn abandon(mut self) {
+        drop(self.dir_lock.take());
+        std::mem::forget(self);
     }
 
     /// What opening the store found and repaired.
@@ -972,7 +989,7 @@ impl Store for LogStore {
                 let why = lock(&inner.sync).failed.clone().unwrap_or_default();
                 return Err(StoreError::Unavailable(why));
             }
-            let id = st.last.next(now);
+            let id = st.last.max(after).next(now);
             let event = Event::assign(id, new);
             let mut buf = std::mem::take(&mut st.buf);
             let encoded = record::encode(&event, &mut buf);

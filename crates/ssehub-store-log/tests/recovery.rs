@@ -148,7 +148,7 @@ fn after_a_crash_the_floor_still_covers_every_deleted_segment() {
     let store = open(dir.path(), o.clone());
     let ids: Vec<_> = (0..60).map(|i| append(&store, &i.to_string())).collect();
     // No Drop: the exact floor is not written, as after a kill.
-    std::mem::forget(store);
+    store.abandon();
     let store = open(dir.path(), o.clone());
     let floor = store.floor();
     assert!(floor < ids[55]);
@@ -389,4 +389,32 @@ fn a_damaged_meta_file_is_an_error_and_a_missing_one_is_rebuilt() {
         Locate::Found(ids[0])
     );
     assert_eq!(store.locate("1-0").unwrap(), Locate::Expired);
+}
+
+#[test]
+fn a_second_store_on_an_open_directory_is_refused_until_the_first_is_dropped() {
+    let dir = TempDir::new("locked");
+    let o = options(no_retention(), BATCH, 4096);
+    let first = open(dir.path(), o.clone());
+    let id = append(&first, "kept");
+    let msg = match LogStore::open(dir.path(), o.clone()) {
+        Err(StoreError::Unavailable(msg)) => msg,
+        Err(e) => panic!("expected Unavailable, got {e}"),
+        Ok(_) => panic!("a second store opened a directory the first holds"),
+    };
+    assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    // The refused open touched nothing: the first store still appends after its event.
+    let next = append(&first, "after the refusal");
+    assert!(next > id);
+    drop(first);
+    let again = open(dir.path(), o);
+    let data: Vec<String> = read_all(&again, 10)
+        .iter()
+        .map(|e| e.data.clone())
+        .collect();
+    assert_eq!(data, ["kept", "after the refusal"]);
 }
