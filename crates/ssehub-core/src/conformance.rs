@@ -162,3 +162,152 @@ fn trimming_makes_old_ids_expired(make: MakeStore<'_>) {
     let data: Vec<&str> = rest.events.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(data, ["7", "8", "9"]);
 }
+
+/// Makes an empty classed store: the default class with the first retention, topics
+/// `short/*` in a class with the second, topics `long/*` in a class with the third.
+pub type MakeClassed<'a> = &'a dyn Fn(Retention, Retention, Retention) -> Box<dyn Store>;
+
+/// The behaviour of retention classes ([`crate::ClassedStore`] over any store); panics with a
+/// message naming the check that failed.
+pub fn check_classes(make: MakeClassed<'_>) {
+    long_class_keeps_what_the_default_trims(make);
+    short_class_trimming_resets_only_its_topics(make);
+    classes_read_merged_in_id_order(make);
+}
+
+fn long_class_keeps_what_the_default_trims(make: MakeClassed<'_>) {
+    let store = make(
+        Retention::events(3),
+        Retention::events(3),
+        Retention::events(1000),
+    );
+    let mut long = Vec::new();
+    for i in 0..20 {
+        append(&*store, "other", &i.to_string());
+        long.push(append(&*store, "long/a", &i.to_string()));
+    }
+    assert_eq!(store.stats().events, 23, "long_class: 3 default + 20 long");
+    let mut after = store.replay_start();
+    let mut seen = Vec::new();
+    loop {
+        let page = store
+            .read(after, &|e| e.has_topic("long/a"), 7)
+            .expect("read");
+        seen.extend(page.events.iter().map(|e| e.id));
+        after = page.through;
+        if page.at_head {
+            break;
+        }
+    }
+    assert_eq!(seen, long, "long_class: every long event kept, in order");
+    assert_eq!(
+        store
+            .locate_for(&long[0].to_string(), Some(&topics(&["long/a"])))
+            .expect("locate"),
+        Locate::Found(long[0]),
+        "long_class: its oldest id still resumes"
+    );
+}
+
+fn short_class_trimming_resets_only_its_topics(make: MakeClassed<'_>) {
+    let store = make(
+        Retention::events(1000),
+        Retention::events(2),
+        Retention::events(1000),
+    );
+    let first_short = append(&*store, "short/p", "0");
+    let mut custom = NewEvent::new(topics(&["long/c"]), "kept");
+    custom.custom_id = Some(WireId::new("urn:long:1").expect("id"));
+    let custom = store.append(custom).expect("append").id;
+    let seen = append(&*store, "long/c", "1");
+    for i in 0..10 {
+        append(&*store, "short/p", &i.to_string());
+    }
+    append(&*store, "long/c", "2");
+    let long = topics(&["long/c"]);
+    let short = topics(&["short/p"]);
+    let both = topics(&["long/c", "short/p"]);
+    let at = |id: &str, scope: Option<&[Topic]>| store.locate_for(id, scope).expect("locate");
+    assert_eq!(
+        at(&seen.to_string(), Some(&long)),
+        Locate::Found(seen),
+        "short_class: a long-topic subscriber resumes though the short class trimmed past it"
+    );
+    assert_eq!(
+        at(&first_short.to_string(), Some(&long)),
+        Locate::Found(first_short),
+        "short_class: even with an id from the short class"
+    );
+    assert_eq!(
+        at("urn:long:1", Some(&long)),
+        Locate::Found(custom),
+        "short_class: a custom id of the long class resumes"
+    );
+    assert_eq!(
+        at(&seen.to_string(), Some(&short)),
+        Locate::Expired,
+        "short_class: a short-topic subscriber was trimmed past"
+    );
+    assert_eq!(at(&seen.to_string(), Some(&both)), Locate::Expired);
+    assert_eq!(
+        at(&seen.to_string(), None),
+        Locate::Expired,
+        "short_class: a pattern subscriber is judged against every class"
+    );
+    assert_eq!(at("nonsense", Some(&long)), Locate::Unknown);
+    let future = EventId::new(seen.ms + 10_000_000, 0);
+    assert_eq!(at(&future.to_string(), Some(&long)), Locate::Unknown);
+    let page = store
+        .read(seen, &|e| e.has_topic("long/c"), 1000)
+        .expect("read");
+    let data: Vec<&str> = page.events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data, ["2"], "short_class: the replay after the id");
+}
+
+fn classes_read_merged_in_id_order(make: MakeClassed<'_>) {
+    let store = make(
+        Retention::events(1000),
+        Retention::events(1000),
+        Retention::events(1000),
+    );
+    let names = ["other", "short/a", "long/a", "short/b", "long/a", "long/a"];
+    let mut ids: Vec<EventId> = Vec::new();
+    for i in 0..120 {
+        // Uneven runs, so that pages of one class overtake the others.
+        let topic = names[(i * 7 / 5) % names.len()];
+        let id = append(&*store, topic, &i.to_string());
+        assert!(
+            ids.last().is_none_or(|last| id > *last),
+            "merged: ids increase"
+        );
+        ids.push(id);
+    }
+    for limit in [1, 2, 3, 5, 16, 1000] {
+        let mut after = store.replay_start();
+        let mut seen = Vec::new();
+        loop {
+            let page = store.read(after, &|_| true, limit).expect("read");
+            assert!(page.through >= after, "merged: through moves forward");
+            assert!(
+                page.at_head || page.through > after,
+                "merged: a page short of the head makes progress"
+            );
+            seen.extend(page.events.iter().map(|e| e.id));
+            after = page.through;
+            if page.at_head {
+                break;
+            }
+        }
+        assert_eq!(
+            seen, ids,
+            "merged: every event once, in order (limit {limit})"
+        );
+    }
+    let page = store
+        .read(*ids.last().expect("ids"), &|_| true, 10)
+        .expect("read");
+    assert!(
+        page.events.is_empty() && page.at_head,
+        "merged: nothing after the head"
+    );
+}

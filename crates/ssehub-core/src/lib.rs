@@ -4,6 +4,7 @@
 //!
 //! Invariant: nothing in this crate opens a socket, spawns a task or needs an async runtime.
 
+mod classes;
 pub mod conformance;
 mod encode;
 mod event;
@@ -13,6 +14,7 @@ mod parse;
 mod store;
 mod topic;
 
+pub use classes::{ClassedStore, PatternError, TopicPattern};
 pub use encode::{encode_comment, encode_event, encode_retry, Frame};
 pub use event::{Event, EventName, FieldError, NewEvent, WireId};
 pub use id::{EventId, ParseIdError};

@@ -108,9 +108,13 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn append(&self, new: NewEvent) -> Result<Arc<Event>, StoreError> {
+        self.append_after(new, EventId::ZERO)
+    }
+
+    fn append_after(&self, new: NewEvent, after: EventId) -> Result<Arc<Event>, StoreError> {
         let now = now_ms();
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        let id = inner.last.next(now);
+        let id = inner.last.max(after).next(now);
         inner.last = id;
         let event = Arc::new(Event::assign(id, new));
         inner.bytes += event.encoded.len() as u64;

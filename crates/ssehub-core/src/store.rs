@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::event::{Event, NewEvent};
 use crate::id::EventId;
+use crate::topic::Topic;
 
 /// How much history a store keeps. `None` means no bound of that kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,9 +114,39 @@ pub trait Store: Send + Sync + 'static {
 
     fn locate(&self, last_event_id: &str) -> Result<Locate, StoreError>;
 
+    /// Like [`Store::locate`], for a subscriber that can only receive events on `topics`
+    /// (`None`: any topic, as for a pattern). A store whose topics are kept for different
+    /// times ([`crate::ClassedStore`]) answers `Expired` only when history the subscriber
+    /// could want is gone, not when another topic's shorter retention trimmed past the id.
+    fn locate_for(
+        &self,
+        last_event_id: &str,
+        topics: Option<&[Topic]>,
+    ) -> Result<Locate, StoreError> {
+        let _ = topics;
+        self.locate(last_event_id)
+    }
+
     /// The position from which every later event is retained: a replay after any id at or
     /// past it is complete.
     fn floor(&self) -> EventId;
+
+    /// Where a replay of the whole retained history starts: every retained event is after
+    /// it. The floor for a store with one retention; the lowest floor of its classes for a
+    /// [`crate::ClassedStore`] (whose floor is the highest).
+    fn replay_start(&self) -> EventId {
+        self.floor()
+    }
+
+    /// Appends like [`Store::append`], with an id greater than `after` as well as every id
+    /// this store gave before: how a [`crate::ClassedStore`] keeps one id sequence over
+    /// several stores. A store that cannot take part in one refuses.
+    fn append_after(&self, event: NewEvent, after: EventId) -> Result<Arc<Event>, StoreError> {
+        let _ = (event, after);
+        Err(StoreError::Unavailable(
+            "this store cannot hold a retention class".into(),
+        ))
+    }
 
     fn stats(&self) -> StoreStats;
 

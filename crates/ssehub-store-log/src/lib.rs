@@ -57,6 +57,9 @@ use ssehub_core::{
 use crate::record::HEADER_LEN;
 use crate::segment::{Entry, MAGIC};
 
+mod classes;
+pub use classes::{class_dir, open_classed, ClassedLog, CLASSES_DIR};
+
 /// Default size at which the store starts a new segment file.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 /// Largest segment size accepted; larger settings are lowered to it.
@@ -978,6 +981,10 @@ impl Store for LogStore {
     }
 
     fn append(&self, new: NewEvent) -> Result<Arc<Event>, StoreError> {
+        self.append_after(new, EventId::ZERO)
+    }
+
+    fn append_after(&self, new: NewEvent, after: EventId) -> Result<Arc<Event>, StoreError> {
         let inner = &*self.inner;
         let now = (inner.clock)();
         let (event, deletion) = {

@@ -65,6 +65,12 @@ impl Selection {
         }
     }
 
+    /// The topics the subscriber can receive events on, for [`ssehub_core::Store::locate_for`]:
+    /// the named topics, or `None` (any topic) when there are patterns.
+    pub fn scope(&self) -> Option<&[Topic]> {
+        self.patterns.is_empty().then_some(&self.topics[..])
+    }
+
     /// Whether the subscriber receives `event`.
     pub fn selects(&self, event: &Event) -> bool {
         let named = event.topics.iter().any(|t| {

@@ -181,7 +181,10 @@ pub fn open_selection(
     let replay_after = match last_event_id {
         None => None,
         Some(id) => {
-            let located = hub.store.locate(id).map_err(|e| ApiError::internal(&e))?;
+            let located = hub
+                .store
+                .locate_for(id, selection.scope())
+                .map_err(|e| ApiError::internal(&e))?;
             match located {
                 Locate::Found(position) => Some(position),
                 Locate::Expired => Some(reset(&hub, &mut opening, "expired", id)),
@@ -229,7 +232,7 @@ fn reset(hub: &Hub, opening: &mut Vec<u8>, reason: &str, sent: &str) -> EventId 
         },
         opening,
     );
-    hub.store.floor()
+    hub.store.replay_start()
 }
 
 fn has_events_after(

@@ -137,11 +137,14 @@ fn open(
         // An empty cursor is no cursor (as EventSource and the reference hub treat it).
         Some("") => (None, None),
         Some(EARLIEST) => (
-            Some(hub.store.floor().to_string()),
+            Some(hub.store.replay_start().to_string()),
             Some(EARLIEST.to_owned()),
         ),
         Some(id) => {
-            let found = matches!(hub.store.locate(id), Ok(Locate::Found(_)));
+            let found = matches!(
+                hub.store.locate_for(id, selection.scope()),
+                Ok(Locate::Found(_))
+            );
             let answer = if found { id } else { EARLIEST };
             (Some(id.to_owned()), Some(answer.to_owned()))
         }
