@@ -319,7 +319,7 @@ fn chunks(vector: &Value) -> Result<(Vec<u8>, Split), String> {
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
     let digits = hex.as_bytes();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd-length hex {hex:?}"));
     }
     digits
