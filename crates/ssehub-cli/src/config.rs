@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 use ssehub::{Config, CorsOrigins, TlsConfig, TlsError};
-use ssehub_core::Retention;
+use ssehub_core::{Retention, TopicPattern};
 use ssehub_store_log::SyncMode;
 
 /// The commented defaults, compiled in.
@@ -132,6 +132,116 @@ pub struct Layer {
     /// PEM private key of tls_cert
     #[arg(long, env = "SSEHUB_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Retention for topics matching a pattern, repeatable: 'PATTERN=events:N,age:SECONDS,bytes:N' (in SSEHUB_RETAIN, rules separated by ';')
+    #[arg(
+        long,
+        env = "SSEHUB_RETAIN",
+        value_name = "RULE",
+        value_delimiter = ';',
+        value_parser = parse_retain_rule
+    )]
+    pub retain: Option<Vec<RetainRule>>,
+}
+
+/// One retention rule: a `[[retain]]` table of the file, or a `--retain` flag. A limit left
+/// out is the hub's (retain_events, retain_age, retain_bytes; `history` in memory mode);
+/// 0 is no limit of that kind.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RetainRule {
+    /// The topic pattern (`*` within a segment, a last segment `**` for the rest).
+    pub topics: String,
+    pub events: Option<u64>,
+    /// Seconds.
+    pub age: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// Parses the flag form `PATTERN=events:N,age:SECONDS,bytes:N` (any of the three, any order).
+fn parse_retain_rule(text: &str) -> Result<RetainRule, String> {
+    let (topics, limits) = text
+        .rsplit_once('=')
+        .ok_or_else(|| format!("{text:?} is not PATTERN=events:N,age:SECONDS,bytes:N"))?;
+    let mut rule = RetainRule {
+        topics: topics.trim().to_owned(),
+        events: None,
+        age: None,
+        bytes: None,
+    };
+    for limit in limits.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+        let (kind, value) = limit
+            .split_once(':')
+            .ok_or_else(|| format!("{limit:?} is not KIND:N (events, age or bytes)"))?;
+        let n = value
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{limit:?}: {value:?} is not a whole number"))?;
+        let slot = match kind.trim() {
+            "events" => &mut rule.events,
+            "age" => &mut rule.age,
+            "bytes" => &mut rule.bytes,
+            other => return Err(format!("{other:?} is not one of events, age, bytes")),
+        };
+        *slot = Some(n);
+    }
+    Ok(rule)
+}
+
+/// The retention classes of the rules, in order, their left-out limits taken from `default`.
+/// A bad or repeated pattern, a rule that sets no limit, or (with `bounded`, for memory
+/// mode) a class with no limit at all is refused, naming the rule.
+fn retention_classes(
+    rules: Option<Vec<RetainRule>>,
+    default: &Retention,
+    bounded: bool,
+) -> anyhow::Result<Vec<(TopicPattern, Retention)>> {
+    let mut classes: Vec<(TopicPattern, Retention)> = Vec::new();
+    for (i, rule) in rules.unwrap_or_default().into_iter().enumerate() {
+        let at = format!("retain: rule {} ({:?})", i + 1, rule.topics);
+        let pattern = TopicPattern::new(&rule.topics).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        if classes.iter().any(|(p, _)| *p == pattern) {
+            bail!("{at}: an earlier rule has the same topics");
+        }
+        if rule.events.is_none() && rule.age.is_none() && rule.bytes.is_none() {
+            bail!("{at}: sets none of events, age, bytes");
+        }
+        let retention = Retention {
+            max_events: rule
+                .events
+                .map_or(default.max_events, |n| (n > 0).then_some(n)),
+            max_age: rule
+                .age
+                .map_or(default.max_age, |n| (n > 0).then(|| Duration::from_secs(n))),
+            max_bytes: rule
+                .bytes
+                .map_or(default.max_bytes, |n| (n > 0).then_some(n)),
+        };
+        if bounded
+            && retention.max_events.is_none()
+            && retention.max_age.is_none()
+            && retention.max_bytes.is_none()
+        {
+            bail!("{at}: in memory mode a class needs a limit (events, age or bytes)");
+        }
+        classes.push((pattern, retention));
+    }
+    Ok(classes)
+}
+
+/// The `[[retain]]` tables of the effective rules, for `print-config`.
+pub fn print_retain(classes: &[(TopicPattern, Retention)]) -> String {
+    let mut out = String::new();
+    for (pattern, r) in classes {
+        // A pattern has no control characters: escaping `\` and `"` makes a TOML string.
+        let topics = pattern.as_str().replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!(
+            "[[retain]]\ntopics = \"{topics}\"\nevents = {}\nage = {}\nbytes = {}\n\n",
+            r.max_events.unwrap_or(0),
+            r.max_age.map_or(0, |a| a.as_secs()),
+            r.max_bytes.unwrap_or(0)
+        ));
+    }
+    out
 }
 
 /// Where history lives.
@@ -139,18 +249,29 @@ pub struct Layer {
 pub enum StoreChoice {
     Memory {
         history: u64,
+        /// Retention classes: topics matching a pattern keep their own retention.
+        classes: Vec<(TopicPattern, Retention)>,
     },
     /// Cluster mode: the history is a Redis stream shared by every node.
-    Redis {
-        url: String,
-        history: u64,
-    },
+    Redis { url: String, history: u64 },
     Log {
         dir: PathBuf,
         sync: SyncMode,
         retention: Retention,
         segment_bytes: u64,
+        /// Retention classes: topics matching a pattern keep their own retention.
+        classes: Vec<(TopicPattern, Retention)>,
     },
+}
+
+impl StoreChoice {
+    /// The retention classes of the rules (none in cluster mode).
+    pub fn classes(&self) -> &[(TopicPattern, Retention)] {
+        match self {
+            StoreChoice::Memory { classes, .. } | StoreChoice::Log { classes, .. } => classes,
+            StoreChoice::Redis { .. } => &[],
+        }
+    }
 }
 
 /// Everything `serve` needs, validated.
@@ -179,7 +300,7 @@ fn under(top: Layer, below: Layer) -> Layer {
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime, tls_cert,
-        tls_key)
+        tls_key, retain)
 }
 
 /// Parses a TOML layer, naming the file in errors.
@@ -243,9 +364,16 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         {
             bail!("redis_url: {url:?} is not a redis:// URL");
         }
+        if layer.retain.as_ref().is_some_and(|r| !r.is_empty()) {
+            bail!(
+                "retain: retention rules are not supported in cluster mode (redis_url): \
+                 the cluster keeps one stream of `history` events for every topic"
+            );
+        }
         StoreChoice::Redis { url, history }
     } else if required(layer.memory, "memory")? {
-        StoreChoice::Memory { history }
+        let classes = retention_classes(layer.retain, &Retention::events(history), true)?;
+        StoreChoice::Memory { history, classes }
     } else {
         let sync = match required(layer.sync, "sync")?.as_str() {
             "always" => SyncMode::Always,
@@ -259,11 +387,13 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
             max_age: limit(layer.retain_age, "retain_age")?.map(Duration::from_secs),
             max_bytes: limit(layer.retain_bytes, "retain_bytes")?,
         };
+        let classes = retention_classes(layer.retain, &retention, false)?;
         StoreChoice::Log {
             dir: required(layer.data_dir, "data_dir")?,
             sync,
             retention,
             segment_bytes: positive(layer.segment_bytes, "segment_bytes")?,
+            classes,
         }
     };
     let public_dir = layer.public_dir.filter(|d| !d.as_os_str().is_empty());
@@ -358,7 +488,13 @@ mod tests {
         let settings = resolve(flags, Some(file)).unwrap();
         assert_eq!(settings.hub.heartbeat, Duration::from_secs(7));
         assert_eq!(settings.hub.retry, Duration::from_millis(50));
-        assert_eq!(settings.store, StoreChoice::Memory { history: 10_000 });
+        assert_eq!(
+            settings.store,
+            StoreChoice::Memory {
+                history: 10_000,
+                classes: Vec::new()
+            }
+        );
     }
 
     #[test]
@@ -430,5 +566,128 @@ mod tests {
             assert!(err.starts_with(key), "{err}");
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod retain_tests {
+    use super::*;
+
+    fn classes(settings: &Settings) -> Vec<(String, Retention)> {
+        settings
+            .store
+            .classes()
+            .iter()
+            .map(|(p, r)| (p.as_str().to_owned(), r.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn rules_from_the_file_inherit_left_out_limits() {
+        let file = parse_file(
+            "retain_events = 500\n\
+             [[retain]]\ntopics = \"prices/*\"\nevents = 1000\nage = 60\n\n\
+             [[retain]]\ntopics = \"chat/**\"\nage = 2592000\nbytes = 0\n",
+            "test",
+        )
+        .unwrap();
+        let settings = resolve(Layer::default(), Some(file)).unwrap();
+        let week = Some(Duration::from_secs(604_800));
+        assert_eq!(
+            classes(&settings),
+            [
+                (
+                    "prices/*".to_owned(),
+                    Retention {
+                        max_events: Some(1000),
+                        max_age: Some(Duration::from_secs(60)),
+                        max_bytes: Some(1 << 30),
+                    }
+                ),
+                (
+                    "chat/**".to_owned(),
+                    Retention {
+                        max_events: Some(500),
+                        max_age: Some(Duration::from_secs(2_592_000)),
+                        max_bytes: None,
+                    }
+                ),
+            ]
+        );
+        assert!(
+            matches!(&settings.store, StoreChoice::Log { retention, .. } if retention.max_age == week)
+        );
+        let printed = print_retain(settings.store.classes());
+        assert!(printed.starts_with("[[retain]]\ntopics = \"prices/*\"\nevents = 1000\nage = 60\n"));
+        let reparsed = parse_file(&printed, "printed").unwrap();
+        assert_eq!(reparsed.retain.map(|r| r.len()), Some(2));
+    }
+
+    #[test]
+    fn flag_rules_replace_the_file_rules() {
+        let file = parse_file("[[retain]]\ntopics = \"a\"\nevents = 1\n", "test").unwrap();
+        let flags = Layer {
+            retain: Some(vec![
+                parse_retain_rule("x/*=events:10,age:5").unwrap(),
+                parse_retain_rule("https://e.com/?q=1=bytes:0, events:3").unwrap(),
+            ]),
+            memory: Some(true),
+            history: Some(100),
+            ..Layer::default()
+        };
+        let settings = resolve(flags, Some(file)).unwrap();
+        let got = classes(&settings);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, "x/*");
+        assert_eq!(got[0].1.max_events, Some(10));
+        assert_eq!(got[0].1.max_age, Some(Duration::from_secs(5)));
+        assert_eq!(got[1].0, "https://e.com/?q=1");
+        assert_eq!(
+            got[1].1,
+            Retention::events(3),
+            "memory mode: no age or bytes"
+        );
+    }
+
+    #[test]
+    fn bad_rules_name_the_key() {
+        for bad in ["prices", "=events:1", "a=weeks:1", "a=events:x", "a=events"] {
+            let rule = parse_retain_rule(bad).and_then(|r| {
+                TopicPattern::new(&r.topics).map_err(|e| e.to_string())?;
+                Ok(r)
+            });
+            assert!(rule.is_err(), "{bad:?}");
+        }
+        let rule = |text: &str| parse_retain_rule(text).unwrap();
+        let cases = [
+            (vec![rule("a/**/b=events:1")], false),
+            (vec![rule("a=events:1"), rule("a=age:2")], false),
+            (vec![rule("a=")], false),
+            (vec![rule("a=events:0")], true),
+        ];
+        for (rules, memory) in cases {
+            let layer = Layer {
+                retain: Some(rules),
+                memory: Some(memory),
+                ..Layer::default()
+            };
+            let err = resolve(layer, None).unwrap_err().to_string();
+            assert!(err.starts_with("retain: rule"), "{err}");
+        }
+        let cluster = Layer {
+            retain: Some(vec![rule("a=events:1")]),
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            ..Layer::default()
+        };
+        let err = resolve(cluster, None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("retain:") && err.contains("redis_url"),
+            "{err}"
+        );
+        let err = format!(
+            "{:#}",
+            parse_file("[[retain]]\ntopics = \"a\"\nevent = 1\n", "f.toml").unwrap_err()
+        );
+        assert!(err.contains("event") && err.contains("f.toml"), "{err}");
     }
 }

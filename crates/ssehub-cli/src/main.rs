@@ -15,8 +15,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ssehub::Hub;
-use ssehub_core::{MemoryStore, Retention, Store};
-use ssehub_store_log::{LogOptions, LogStore};
+use ssehub_core::{ClassedStore, MemoryStore, Retention, Store};
+use ssehub_store_log::{open_classed, LogOptions, LogStore, RecoveryReport};
 use ssehub_store_redis::{RedisEngine, RedisOptions};
 use tokio::net::TcpListener;
 
@@ -44,8 +44,9 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Subscribe to topics and print events as they arrive (like mosquitto_sub)
     Subscribe(subscribe::SubscribeArgs),
-    /// Print the configuration file with every key, its default and what it does
-    PrintConfig,
+    /// Print the configuration file with every key, its default and what it does, then the
+    /// effective retention rules if flags, environment or --config give any
+    PrintConfig(Box<ServeArgs>),
 }
 
 #[derive(clap::Args, Default)]
@@ -64,8 +65,16 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Publish(args)) => client_runtime()?.block_on(publish::run(args)),
         Some(Command::Subscribe(args)) => client_runtime()?.block_on(subscribe::run(args)),
-        Some(Command::PrintConfig) => {
+        Some(Command::PrintConfig(args)) => {
             print!("{}", config::DEFAULT_TOML);
+            let settings = settings(*args)?;
+            let rules = settings.store.classes();
+            if !rules.is_empty() {
+                print!(
+                    "\n# --- Effective retention rules (from flags, environment and --config) ---\n\n{}",
+                    config::print_retain(rules)
+                );
+            }
             Ok(())
         }
     }
@@ -90,6 +99,16 @@ fn install_logging() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = settings(args)?;
+    install_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(settings))
+}
+
+/// Reads the config file, if any, and resolves every layer.
+fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     let file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -98,12 +117,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let settings = config::resolve(config::with_mercure_aliases(args.layer)?, file)?;
-    install_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run(settings))
+    config::resolve(config::with_mercure_aliases(args.layer)?, file)
 }
 
 /// The history, and the cluster engine when the hub joins a cluster.
@@ -111,10 +125,20 @@ type Opened = (Arc<dyn Store>, Option<Arc<RedisEngine>>);
 
 async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
     match choice {
-        StoreChoice::Memory { history } => Ok((
-            Arc::new(MemoryStore::new(Retention::events(*history))),
-            None,
-        )),
+        StoreChoice::Memory { history, classes } => {
+            let default = Arc::new(MemoryStore::new(Retention::events(*history)));
+            if classes.is_empty() {
+                return Ok((default, None));
+            }
+            let rules = classes
+                .iter()
+                .map(|(pattern, retention)| {
+                    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(retention.clone()));
+                    (pattern.clone(), store)
+                })
+                .collect();
+            Ok((Arc::new(ClassedStore::new(default, rules)), None))
+        }
         StoreChoice::Redis { url, history } => {
             let options = RedisOptions {
                 max_events: *history,
@@ -130,22 +154,40 @@ async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
             sync,
             retention,
             segment_bytes,
+            classes,
         } => {
-            let options = LogOptions {
+            let options = |retention: &Retention| LogOptions {
                 sync: *sync,
                 segment_bytes: *segment_bytes,
                 ..LogOptions::new(retention.clone())
             };
-            let store = LogStore::open(dir, options).with_context(|| {
-                format!("data_dir: cannot open the event log in {}", dir.display())
-            })?;
-            let report = store.recovery();
-            tracing::info!(dir = %dir.display(), records = report.records, retained = report.retained, segments = report.segments, "event log opened");
-            if let Some(torn) = &report.torn_tail {
-                tracing::warn!(file = %torn.path.display(), offset = torn.offset, dropped_bytes = torn.dropped_bytes, reason = %torn.reason, "dropped a torn record at the end of the log (a crash during a write)");
+            let cannot_open =
+                || format!("data_dir: cannot open the event log in {}", dir.display());
+            if classes.is_empty() {
+                let store = LogStore::open(dir, options(retention)).with_context(cannot_open)?;
+                log_opened(dir, store.recovery());
+                return Ok((Arc::new(store), None));
             }
-            Ok((Arc::new(store), None))
+            let rules = classes
+                .iter()
+                .map(|(pattern, retention)| (pattern.clone(), options(retention)))
+                .collect();
+            let log = open_classed(dir, options(retention), rules).with_context(cannot_open)?;
+            for (class_dir, report) in &log.opened {
+                log_opened(class_dir, report);
+            }
+            for unused in &log.unused {
+                tracing::warn!(dir = %unused.display(), "a retention class directory no rule uses (its pattern changed or its rule was removed); its events are not served: delete it to free the disk");
+            }
+            Ok((Arc::new(log.store), None))
         }
+    }
+}
+
+fn log_opened(dir: &std::path::Path, report: &RecoveryReport) {
+    tracing::info!(dir = %dir.display(), records = report.records, retained = report.retained, segments = report.segments, "event log opened");
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(file = %torn.path.display(), offset = torn.offset, dropped_bytes = torn.dropped_bytes, reason = %torn.reason, "dropped a torn record at the end of the log (a crash during a write)");
     }
 }
 
