@@ -65,6 +65,15 @@ pub struct Layer {
     /// Largest request head (request line and headers) in bytes [default: 16384]
     #[arg(long, env = "SSEHUB_MAX_HEADER_BYTES", value_name = "BYTES")]
     pub max_header_bytes: Option<u64>,
+    /// Seconds a client has to send its request head (and finish TLS) [default: 10]
+    #[arg(long, env = "SSEHUB_HEAD_TIMEOUT", value_name = "SECONDS")]
+    pub head_timeout: Option<u64>,
+    /// Publish requests per second per client address; 0 for no limit [default: 0]
+    #[arg(long, env = "SSEHUB_PUBLISH_RATE", value_name = "N")]
+    pub publish_rate: Option<u64>,
+    /// Publish requests an address may make at once; 0 for publish_rate [default: 0]
+    #[arg(long, env = "SSEHUB_PUBLISH_BURST", value_name = "N")]
+    pub publish_burst: Option<u64>,
     /// Bytes a subscriber may have queued before its stream is ended [default: 262144]
     #[arg(long, env = "SSEHUB_SUBSCRIBER_BUFFER", value_name = "BYTES")]
     pub subscriber_buffer: Option<u64>,
@@ -296,7 +305,8 @@ pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
 
 fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
-        max_payload, cors_origins, max_connections, max_topics, max_header_bytes, max_connections_per_ip, socket_send_buffer, subscriber_buffer,
+        max_payload, cors_origins, max_connections, max_topics, max_header_bytes, max_connections_per_ip,
+        head_timeout, publish_rate, publish_burst, socket_send_buffer, subscriber_buffer,
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime, tls_cert,
@@ -423,6 +433,9 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
             "max_connections_per_ip",
         )?)?,
         max_header_bytes: usize::try_from(positive(layer.max_header_bytes, "max_header_bytes")?)?,
+        head_timeout: Duration::from_secs(positive(layer.head_timeout, "head_timeout")?),
+        publish_rate: required(layer.publish_rate, "publish_rate")?,
+        publish_burst: required(layer.publish_burst, "publish_burst")?,
         subscriber_buffer: usize::try_from(positive(
             layer.subscriber_buffer,
             "subscriber_buffer",
@@ -473,6 +486,9 @@ mod tests {
         assert_eq!(settings.hub.retry, hub.retry);
         assert_eq!(settings.hub.max_payload, hub.max_payload);
         assert_eq!(settings.hub.subscriber_buffer, hub.subscriber_buffer);
+        assert_eq!(settings.hub.head_timeout, hub.head_timeout);
+        assert_eq!(settings.hub.publish_rate, hub.publish_rate);
+        assert_eq!(settings.hub.publish_burst, hub.publish_burst);
         assert!(
             matches!(settings.store, StoreChoice::Log { ref dir, sync: SyncMode::Batch { .. }, .. } if dir.as_os_str() == "./ssehub-data")
         );
@@ -513,6 +529,13 @@ mod tests {
                     ..Layer::default()
                 },
                 "heartbeat",
+            ),
+            (
+                Layer {
+                    head_timeout: Some(0),
+                    ..Layer::default()
+                },
+                "head_timeout",
             ),
             (
                 Layer {

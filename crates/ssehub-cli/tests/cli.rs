@@ -301,3 +301,27 @@ fn publish_and_subscribe_commands_talk_to_a_real_hub() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("line break"));
 }
+
+#[test]
+fn publish_rate_and_head_timeout_reach_the_hub_from_flags_and_environment() {
+    assert!(refused(&["serve", "--head-timeout", "0"], &[]).contains("head_timeout"));
+    let hub = HubProcess::start(
+        &["--publish-rate", "3", "--head-timeout", "2"],
+        &[("SSEHUB_PUBLISH_BURST", "7")],
+    );
+    let mut socket = TcpStream::connect(&hub.addr).unwrap();
+    write!(socket, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut metrics = String::new();
+    socket.read_to_string(&mut metrics).unwrap();
+    for line in [
+        "ssehub_limit{name=\"publish_rate\"} 3",
+        "ssehub_limit{name=\"publish_burst\"} 7",
+        "ssehub_limit{name=\"head_timeout_seconds\"} 2",
+        "ssehub_publish_rate_limited_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in:\n{metrics}"
+        );
+    }
+}

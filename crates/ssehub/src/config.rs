@@ -67,6 +67,16 @@ pub struct Config {
     pub max_topics: usize,
     /// Largest request head (request line and headers); larger ones get `431`.
     pub max_header_bytes: usize,
+    /// Time a client has to send its request head (and on TLS, to finish the handshake);
+    /// a connection that has not by then is closed (the slow-loris guard). Must be > 0.
+    pub head_timeout: Duration,
+    /// Publish requests per second one client address may make (a token bucket per peer
+    /// IP; more get `429` with `Retry-After`). 0: no limit. The address is the TCP peer's:
+    /// behind a proxy every client shares the proxy's bucket.
+    pub publish_rate: u64,
+    /// Publish requests one address may make at once before `publish_rate` applies;
+    /// 0 means one second's worth (`publish_rate`).
+    pub publish_burst: u64,
     /// Most open connections from one client address; more get `429` with `Retry-After`.
     /// 0: no limit.
     pub max_connections_per_ip: usize,
@@ -107,6 +117,9 @@ impl Default for Config {
             max_connections: 100_000,
             max_topics: 64,
             max_header_bytes: 16 * 1024,
+            head_timeout: Duration::from_secs(10),
+            publish_rate: 0,
+            publish_burst: 0,
             max_connections_per_ip: 0,
             socket_send_buffer: 0,
             subscriber_buffer: 256 * 1024,

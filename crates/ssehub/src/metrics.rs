@@ -22,6 +22,8 @@ pub struct Metrics {
     pub slow_consumer_drops: AtomicU64,
     /// Publish requests answered with a 4xx.
     pub publish_rejected: AtomicU64,
+    /// Publish requests refused by `publish_rate` (429), not counted in `publish_rejected`.
+    pub publish_rate_limited: AtomicU64,
 }
 
 impl Metrics {

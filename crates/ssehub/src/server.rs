@@ -39,8 +39,6 @@ use crate::metrics::Metrics;
 use crate::stream::EventStream;
 use crate::tls::{TlsConfig, ALPN_H2};
 
-/// A client must send its request head within this time (slow-loris guard).
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Written data that stays unacknowledged this long ends the stream (TCP_USER_TIMEOUT):
 /// the client is gone or not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -182,13 +180,16 @@ async fn connection(
     mut stopping: watch::Receiver<bool>,
 ) -> Option<Streaming> {
     let max_head = hub.config.max_header_bytes;
+    // A client must send its request head within this time (the slow-loris guard).
+    let head_timeout = hub.config.head_timeout;
     if let Some(tls) = hub.config.tls.clone() {
         drop(hub);
         // Boxed: a TLS session and a hyper connection are large.
-        Box::pin(serve_tls(socket, peer, tls, max_head, router, graceful)).await;
+        let head = (max_head, head_timeout);
+        Box::pin(serve_tls(socket, peer, tls, head, router, graceful)).await;
         return None;
     }
-    let read = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut socket, max_head));
+    let read = tokio::time::timeout(head_timeout, read_head(&mut socket, max_head));
     let head = tokio::select! {
         read = read => match read {
             Ok(Ok(head)) => head,
@@ -224,11 +225,15 @@ async fn connection(
                 inner: socket,
             };
             // Boxed: a hyper connection is large.
-            Box::pin(serve_h1(io, peer, false, max_head, router, graceful)).await;
+            let head = (max_head, head_timeout);
+            Box::pin(serve_h1(io, peer, false, head, router, graceful)).await;
             None
         }
     }
 }
+
+/// The request head's limits: `max_header_bytes` and `head_timeout`.
+type HeadLimits = (usize, Duration);
 
 /// A TLS connection: the handshake, then HTTP/2 or HTTP/1.1 through hyper as ALPN chose
 /// (HTTP/1.1 when the client offered no ALPN). The direct path is for plain HTTP/1 only.
@@ -236,13 +241,13 @@ async fn serve_tls(
     socket: TcpStream,
     peer: SocketAddr,
     tls: TlsConfig,
-    max_head: usize,
+    head: HeadLimits,
     router: Router,
     graceful: Watcher,
 ) {
     set_write_timeout(&socket);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server);
-    let io = match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(socket)).await {
+    let io = match tokio::time::timeout(head.1, acceptor.accept(socket)).await {
         Ok(Ok(io)) => io,
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "TLS handshake failed");
@@ -251,9 +256,9 @@ async fn serve_tls(
         Err(_) => return,
     };
     if io.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
-        serve_h2(io, peer, true, max_head, router, graceful).await;
+        serve_h2(io, peer, true, head.0, router, graceful).await;
     } else {
-        serve_h1(io, peer, true, max_head, router, graceful).await;
+        serve_h1(io, peer, true, head, router, graceful).await;
     }
 }
 
@@ -263,7 +268,7 @@ async fn serve_h1<I>(
     io: I,
     peer: SocketAddr,
     tls: bool,
-    max_head: usize,
+    (max_head, head_timeout): HeadLimits,
     router: Router,
     graceful: Watcher,
 ) where
@@ -276,7 +281,7 @@ async fn serve_h1<I>(
         });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT)
+        .header_read_timeout(head_timeout)
         // Bounds the request head (431 above it); bodies still stream through in pieces.
         .max_buf_size(max_head.max(8192))
         .serve_connection(TokioIo::new(io), service);

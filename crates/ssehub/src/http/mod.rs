@@ -2,6 +2,7 @@
 
 mod error;
 mod publish;
+mod rate;
 mod subscribe;
 mod topics;
 
@@ -30,22 +31,34 @@ use crate::mercure;
 const PAGE: &str = include_str!("../../../../web/index.html");
 
 pub fn router(hub: Arc<Hub>) -> Router {
+    // Every publishing route (POST, DELETE) goes through the per-address rate limit.
+    let limit = rate::PublishRate::new(&hub);
+    let limited = |style, route| rate::PublishRate::wrap(&limit, style, route);
     let mut router = Router::new()
         .route("/events", get(subscribe::events))
         .route("/events/{topic}", get(subscribe::events_topic))
-        .route("/publish", axum::routing::post(publish::publish))
+        .route(
+            "/publish",
+            limited(rate::Style::Json, axum::routing::post(publish::publish)),
+        )
         .route("/topics", get(topics::list))
         .route(
             "/topics/{topic}",
-            get(topics::one).delete(publish::close_topic),
+            limited(
+                rate::Style::Json,
+                get(topics::one).delete(publish::close_topic),
+            ),
         )
         .route("/healthz", get(topics::healthz))
         .route("/metrics", get(topics::metrics))
         .route(
             mercure::HUB_PATH,
-            get(mercure::subscribe)
-                .post(mercure::publish)
-                .fallback(mercure::subscribe_query),
+            limited(
+                rate::Style::Text,
+                get(mercure::subscribe)
+                    .post(mercure::publish)
+                    .fallback(mercure::subscribe_query),
+            ),
         )
         .route(mercure::METADATA_PATH, get(mercure::metadata))
         .route(mercure::SUBSCRIPTIONS_PATH, get(mercure::subscription_list))

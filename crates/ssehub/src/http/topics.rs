@@ -101,6 +101,12 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         Metrics::get(&m.publish_rejected),
     );
     put(
+        "publish_rate_limited_total",
+        "counter",
+        "Publish requests refused by the per-address publish rate (429).",
+        Metrics::get(&m.publish_rate_limited),
+    );
+    put(
         "topics",
         "gauge",
         "Topics known to the hub.",
@@ -127,6 +133,9 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         ("max_header_bytes", hub.config.max_header_bytes as u64),
         ("max_topics", hub.config.max_topics as u64),
         ("max_payload_bytes", hub.config.max_payload as u64),
+        ("publish_rate", hub.config.publish_rate),
+        ("publish_burst", hub.config.publish_burst),
+        ("head_timeout_seconds", hub.config.head_timeout.as_secs()),
         (
             "subscriber_buffer_bytes",
             hub.config.subscriber_buffer as u64,

@@ -137,7 +137,7 @@ async fn h2c_serves_the_api_and_the_client_address() {
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM).
-fn self_signed() -> (String, String) {
+pub fn self_signed() -> (String, String) {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
         .expect("certificate");
     (cert.cert.pem(), cert.signing_key.serialize_pem())
