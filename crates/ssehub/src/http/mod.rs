@@ -20,7 +20,7 @@ use tower_http::services::ServeDir;
 pub use error::ApiError;
 pub use publish::CLOSE_EVENT;
 pub use subscribe::{
-    open_selection, prepare as prepare_stream, Opened, RESET_EVENT, STREAM_HEADERS,
+    open_selection, prepare as prepare_stream, Cursor, Opened, RESET_EVENT, STREAM_HEADERS,
 };
 
 use crate::config::CorsOrigins;

@@ -158,29 +158,41 @@ fn open(hub: Arc<Hub>, request: Request, grants: Option<Grants>) -> Result<Opene
     }
     selection.deadline = auth::deadline(&hub.config, grants.as_ref());
     let selection = Arc::new(selection);
-    open_selection(
-        hub,
-        selection,
-        request.last_event_id.as_deref(),
-        request.presence,
-    )
+    let cursor = request
+        .last_event_id
+        .as_deref()
+        .map_or(Cursor::Live, Cursor::After);
+    open_selection(hub, selection, cursor, request.presence)
+}
+
+/// Where a stream's replay starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Cursor<'a> {
+    /// No replay: live events only.
+    Live,
+    /// After the client's `Last-Event-ID`; an `ssehub-reset` first when the store cannot
+    /// replay completely from there.
+    After(&'a str),
+    /// The whole retained history, with no reset (Mercure's `earliest`).
+    Earliest,
 }
 
 /// Opens a stream for any selection (the native API's topics, or Mercure selectors): the
-/// opening bytes, the replay from `last_event_id`, and the live subscription.
+/// opening bytes, the replay from `cursor`, and the live subscription.
 pub fn open_selection(
     hub: Arc<Hub>,
     selection: Arc<Selection>,
-    last_event_id: Option<&str>,
+    cursor: Cursor<'_>,
     presence: bool,
 ) -> Result<Opened, ApiError> {
     let mut opening = b": ok\n".to_vec();
     let retry = hub.config.retry.as_millis() as u64;
     let jitter = fastrand::u64(0..=retry / 10);
     opening.extend_from_slice(format!("retry: {}\n\n", retry + jitter).as_bytes());
-    let replay_after = match last_event_id {
-        None => None,
-        Some(id) => {
+    let replay_after = match cursor {
+        Cursor::Live => None,
+        Cursor::Earliest => Some(hub.store.replay_start()),
+        Cursor::After(id) => {
             let located = hub
                 .store
                 .locate_for(id, selection.scope())

@@ -16,7 +16,7 @@ use super::{matcher_at, new_urn_uuid, to_topic, MatchKind, MercureError, Subscri
 use crate::auth;
 use crate::config::Dialect;
 use crate::form;
-use crate::http::{open_selection, Opened};
+use crate::http::{open_selection, Cursor, Opened};
 use crate::hub::Hub;
 use crate::selection::Selection;
 
@@ -133,29 +133,22 @@ fn open(
         .map(str::to_owned);
     let cursor = header_cursor.or(query_cursor);
     let (replay_from, answer) = match cursor.as_deref() {
-        None => (None, None),
+        None => (Cursor::Live, None),
         // An empty cursor is no cursor (as EventSource and the reference hub treat it).
-        Some("") => (None, None),
-        Some(EARLIEST) => (
-            Some(hub.store.replay_start().to_string()),
-            Some(EARLIEST.to_owned()),
-        ),
+        Some("") => (Cursor::Live, None),
+        // Everything retained, without a reset, even when retention classes trimmed
+        // different topics to different points.
+        Some(EARLIEST) => (Cursor::Earliest, Some(EARLIEST)),
         Some(id) => {
             let found = matches!(
                 hub.store.locate_for(id, selection.scope()),
                 Ok(Locate::Found(_))
             );
-            let answer = if found { id } else { EARLIEST };
-            (Some(id.to_owned()), Some(answer.to_owned()))
+            (Cursor::After(id), Some(if found { id } else { EARLIEST }))
         }
     };
-    let opened = open_selection(
-        hub.clone(),
-        Arc::new(selection),
-        replay_from.as_deref(),
-        false,
-    )
-    .map_err(MercureError::from_api)?;
+    let opened = open_selection(hub.clone(), Arc::new(selection), replay_from, false)
+        .map_err(MercureError::from_api)?;
     let mut response = match opened {
         Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
         Opened::Stream(stream) => {
@@ -173,7 +166,7 @@ fn open(
             response
         }
     };
-    if let Some(value) = answer.and_then(|a| HeaderValue::from_str(&a).ok()) {
+    if let Some(value) = answer.and_then(|a| HeaderValue::from_str(a).ok()) {
         let name = match dialect {
             Dialect::V0 => "last-event-id",
             Dialect::V1 => "mercure-last-event-id",

@@ -2,6 +2,7 @@
 
 mod auth;
 mod bad_input;
+mod classes;
 mod close;
 mod cors;
 mod head_timeout;
