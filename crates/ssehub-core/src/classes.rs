@@ -221,12 +221,16 @@ impl Store for ClassedStore {
         Ok(stored)
     }
 
-    /// A page of the merged history. Each class is read after `after` (scanning
-    /// `scan_limit / classes` events, at least one); the page holds only events up to the
-    /// lowest `through` among the classes that did not reach their head, so an event of a
-    /// class read past that point comes in the next page, never skipped, never twice. Only
-    /// ids handed out before the read began are returned (an append in flight reaches the
-    /// subscriber through its queue), and the page is at the head when every class is.
+    /// A page of the merged history. Each class with events after `after` is first asked
+    /// where its next event is (a one-event scan that keeps nothing); then, in that order,
+    /// each is read (scanning `scan_limit / classes` events, at least one) while its next
+    /// event could fall in the page. The page holds only events up to the lowest `through`
+    /// among the classes read that did not reach their head, so an event of a class read
+    /// past that point comes in the next page, never skipped, never twice; a class whose
+    /// next event lies past that point is not read at all (when the classes' events come in
+    /// runs, a page costs one class's scan, not one per class). Only ids handed out before
+    /// the read began are returned (an append in flight reaches the subscriber through its
+    /// queue), and the page is at the head when every class is.
     fn read(
         &self,
         after: EventId,
@@ -234,21 +238,30 @@ impl Store for ClassedStore {
         scan_limit: usize,
     ) -> Result<ReadBatch, StoreError> {
         let head = *lock(&self.last);
-        let per_class = (scan_limit / self.classes.len()).max(1);
-        let mut pages = Vec::with_capacity(self.classes.len());
-        let mut cut = head;
+        let mut next = Vec::with_capacity(self.classes.len());
         for class in &self.classes {
+            if class.stats().newest.is_none_or(|newest| newest <= after) {
+                continue;
+            }
+            // `through` of a one-event scan is that event's id (or, if it was trimmed
+            // meanwhile, a position before every later one): never past the next event.
+            next.push((class.read(after, &|_| false, 1)?.through, class));
+        }
+        next.sort_unstable_by_key(|(at, _)| *at);
+        let per_class = (scan_limit / next.len().max(1)).max(1);
+        let mut cut = head;
+        let mut events: Vec<Arc<Event>> = Vec::new();
+        for (at, class) in next {
+            if at > cut {
+                break; // this class's events, and those of every class after it, come later
+            }
             let page = class.read(after, filter, per_class)?;
             if !page.at_head {
                 cut = cut.min(page.through);
             }
-            pages.push(page);
+            events.extend(page.events);
         }
-        let mut events: Vec<Arc<Event>> = pages
-            .into_iter()
-            .flat_map(|p| p.events)
-            .filter(|e| e.id <= cut)
-            .collect();
+        events.retain(|e| e.id <= cut);
         events.sort_unstable_by_key(|e| e.id);
         let at_head = cut >= head;
         Ok(ReadBatch {

@@ -265,49 +265,60 @@ fn short_class_trimming_resets_only_its_topics(make: MakeClassed<'_>) {
 }
 
 fn classes_read_merged_in_id_order(make: MakeClassed<'_>) {
-    let store = make(
-        Retention::events(1000),
-        Retention::events(1000),
-        Retention::events(1000),
-    );
-    let names = ["other", "short/a", "long/a", "short/b", "long/a", "long/a"];
-    let mut ids: Vec<EventId> = Vec::new();
-    for i in 0..120 {
-        // Uneven runs, so that pages of one class overtake the others.
-        let topic = names[(i * 7 / 5) % names.len()];
-        let id = append(&*store, topic, &i.to_string());
-        assert!(
-            ids.last().is_none_or(|last| id > *last),
-            "merged: ids increase"
+    // Uneven short runs, so that pages of one class overtake the others; then long runs,
+    // so that whole pages come from one class while the others wait.
+    for run in [1, 25] {
+        let store = make(
+            Retention::events(1000),
+            Retention::events(1000),
+            Retention::events(1000),
         );
-        ids.push(id);
-    }
-    for limit in [1, 2, 3, 5, 16, 1000] {
-        let mut after = store.replay_start();
-        let mut seen = Vec::new();
-        loop {
-            let page = store.read(after, &|_| true, limit).expect("read");
-            assert!(page.through >= after, "merged: through moves forward");
+        let names = ["other", "short/a", "long/a", "short/b", "long/a", "long/a"];
+        let mut ids: Vec<EventId> = Vec::new();
+        for i in 0..150 {
+            let topic = names[(i / run * 7 / 5) % names.len()];
+            let id = append(&*store, topic, &i.to_string());
             assert!(
-                page.at_head || page.through > after,
-                "merged: a page short of the head makes progress"
+                ids.last().is_none_or(|last| id > *last),
+                "merged: ids increase"
             );
-            seen.extend(page.events.iter().map(|e| e.id));
-            after = page.through;
-            if page.at_head {
-                break;
-            }
+            ids.push(id);
         }
-        assert_eq!(
-            seen, ids,
-            "merged: every event once, in order (limit {limit})"
+        for limit in [1, 2, 3, 5, 16, 1000] {
+            let mut after = store.replay_start();
+            let mut seen = Vec::new();
+            loop {
+                let page = store.read(after, &|_| true, limit).expect("read");
+                assert!(page.through >= after, "merged: through moves forward");
+                assert!(
+                    page.at_head || page.through > after,
+                    "merged: a page short of the head makes progress"
+                );
+                seen.extend(page.events.iter().map(|e| e.id));
+                after = page.through;
+                if page.at_head {
+                    break;
+                }
+            }
+            assert_eq!(
+                seen, ids,
+                "merged: every event once, in order (runs of {run}, limit {limit})"
+            );
+        }
+        let page = store
+            .read(*ids.last().expect("ids"), &|_| true, 10)
+            .expect("read");
+        assert!(
+            page.events.is_empty() && page.at_head,
+            "merged: nothing after the head"
+        );
+        let short = store
+            .read(ids[0], &|e| e.has_topic("short/a"), 1000)
+            .expect("read");
+        assert!(short.at_head, "merged: a large page reaches the head");
+        assert!(
+            short.events.iter().all(|e| e.has_topic("short/a")) && !short.events.is_empty(),
+            "merged: the filter applies in every class"
         );
     }
-    let page = store
-        .read(*ids.last().expect("ids"), &|_| true, 10)
-        .expect("read");
-    assert!(
-        page.events.is_empty() && page.at_head,
-        "merged: nothing after the head"
-    );
 }
