@@ -4,6 +4,7 @@
 //! are kept, its subscribers resume without a reset, and ids keep increasing across a
 //! restart.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -35,11 +36,16 @@ struct Hub {
 }
 
 async fn start(dir: &Path, config: &Path) -> Hub {
+    let mut args: Vec<OsString> = vec!["--config".into(), config.into()];
+    args.extend(["--data-dir".into(), dir.into()]);
+    spawn(args).await
+}
+
+/// `ssehub serve` on an ephemeral port with these further arguments.
+async fn spawn(args: Vec<OsString>) -> Hub {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(config)
-        .arg("--data-dir")
-        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -229,6 +235,29 @@ async fn classes_keep_their_own_history_across_a_restart() {
 
     drop(hub);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_mode_has_classes_too() {
+    let args = [
+        "--memory",
+        "--history",
+        "3",
+        "--retain",
+        "chat/**=events:100",
+    ];
+    let hub = spawn(args.iter().map(OsString::from).collect()).await;
+    let first = publish(&hub, "chat/x", "c0").await;
+    for i in 1..=10 {
+        publish(&hub, "news", &i.to_string()).await;
+        publish(&hub, "chat/x", &format!("c{i}")).await;
+    }
+    let (control, events) = resume(&hub, "chat/x", first, 10).await;
+    assert!(control.is_empty(), "{control:?}");
+    assert_eq!(events[9].data, "c10");
+    let (control, events) = resume(&hub, "news", first, 3).await;
+    assert_eq!(control.len(), 1, "history 3 trimmed the default class");
+    assert_eq!(data(&events), ["8", "9", "10"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
