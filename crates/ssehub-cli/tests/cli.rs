@@ -1,52 +1,33 @@
 //! The `ssehub` binary as users run it: configuration layers, refusals naming the key,
 //! signals, and the publish/subscribe commands against a real hub process.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+use common::{refused, HubProcess, BIN};
 
-/// A hub process on an ephemeral port, killed on drop.
-struct HubProcess {
-    child: Child,
-    addr: String,
+/// `ssehub serve --memory` with these further arguments, on an ephemeral port.
+fn start(args: &[&str], env: &[(&str, &str)]) -> HubProcess {
+    HubProcess::start(["--memory"].iter().chain(args), env)
 }
 
-impl HubProcess {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> HubProcess {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
-            .args(args);
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hub");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .expect("read first line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
-        HubProcess { child, addr }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+/// Raw access to a hub process, for what the HTTP client hides.
+trait Raw {
     /// Opens a raw HTTP/1.0 SSE request (the body is then plain, not chunked).
+    fn open(&self, path: &str) -> BufReader<TcpStream>;
+    /// The `retry:` a new stream is sent, in milliseconds.
+    fn retry_sent(&self) -> u64;
+    /// Sends the process a signal (`-TERM`, `-INT`).
+    fn signal(&self, signal: &str);
+}
+
+impl Raw for HubProcess {
     fn open(&self, path: &str) -> BufReader<TcpStream> {
-        let mut socket = TcpStream::connect(&self.addr).unwrap();
+        let mut socket = TcpStream::connect(self.addr()).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -84,27 +65,6 @@ impl HubProcess {
             .unwrap();
         assert!(status.success());
     }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
-    let mut command = Command::new(BIN);
-    command.args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().unwrap();
-    assert!(
-        !output.status.success(),
-        "{args:?} {env:?} should be refused"
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -155,11 +115,11 @@ fn flags_beat_environment_beat_file() {
     std::fs::write(&file, "retry = 1000\n").unwrap();
     let config = file.to_str().unwrap();
     let in_range = |ms: u64, base: u64| (base..=base + base / 10).contains(&ms);
-    let from_file = HubProcess::start(&["--config", config], &[]);
+    let from_file = start(&["--config", config], &[]);
     assert!(in_range(from_file.retry_sent(), 1000));
-    let from_env = HubProcess::start(&["--config", config], &[("SSEHUB_RETRY", "2000")]);
+    let from_env = start(&["--config", config], &[("SSEHUB_RETRY", "2000")]);
     assert!(in_range(from_env.retry_sent(), 2000));
-    let from_flag = HubProcess::start(
+    let from_flag = start(
         &["--config", config, "--retry", "3000"],
         &[("SSEHUB_RETRY", "2000")],
     );
@@ -169,7 +129,7 @@ fn flags_beat_environment_beat_file() {
 
 #[test]
 fn sigterm_ends_open_streams_and_exits_zero() {
-    let mut hub = HubProcess::start(&[], &[]);
+    let mut hub = start(&[], &[]);
     let mut stream = hub.open("/events/bye");
     let mut opening = String::new();
     stream.read_line(&mut opening).unwrap();
@@ -195,7 +155,7 @@ fn sigterm_ends_open_streams_and_exits_zero() {
 fn wait_subscribers(hub: &HubProcess, topic: &str, n: usize) {
     let started = Instant::now();
     loop {
-        let mut socket = TcpStream::connect(&hub.addr).unwrap();
+        let mut socket = TcpStream::connect(hub.addr()).unwrap();
         write!(socket, "GET /topics/{topic} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
         let mut answer = String::new();
         socket.read_to_string(&mut answer).unwrap();
@@ -212,12 +172,12 @@ fn wait_subscribers(hub: &HubProcess, topic: &str, n: usize) {
 
 #[test]
 fn publish_and_subscribe_commands_talk_to_a_real_hub() {
-    let hub = HubProcess::start(&[], &[]);
+    let hub = start(&[], &[]);
     let subscriber = Command::new(BIN)
         .args([
             "subscribe",
             "--hub",
-            &hub.url(),
+            &hub.url,
             "--json",
             "--count",
             "3",
@@ -231,7 +191,7 @@ fn publish_and_subscribe_commands_talk_to_a_real_hub() {
     let publish = |args: &[&str], stdin: Option<&str>| {
         let mut command = Command::new(BIN);
         command
-            .args(["publish", "--hub", &hub.url()])
+            .args(["publish", "--hub", &hub.url])
             .args(args)
             .stdout(Stdio::piped())
             .stdin(Stdio::piped());
@@ -270,7 +230,7 @@ fn publish_and_subscribe_commands_talk_to_a_real_hub() {
         .args([
             "subscribe",
             "--hub",
-            &hub.url(),
+            &hub.url,
             "--count",
             "1",
             "--last-event-id",
@@ -288,13 +248,7 @@ fn publish_and_subscribe_commands_talk_to_a_real_hub() {
     // A refused publish exits non-zero with the hub's message.
     let bad = Command::new(BIN)
         .args([
-            "publish",
-            "--hub",
-            &hub.url(),
-            "news",
-            "x",
-            "--event",
-            "a b\nc",
+            "publish", "--hub", &hub.url, "news", "x", "--event", "a b\nc",
         ])
         .output()
         .unwrap();
@@ -305,11 +259,11 @@ fn publish_and_subscribe_commands_talk_to_a_real_hub() {
 #[test]
 fn publish_rate_and_head_timeout_reach_the_hub_from_flags_and_environment() {
     assert!(refused(&["serve", "--head-timeout", "0"], &[]).contains("head_timeout"));
-    let hub = HubProcess::start(
+    let hub = start(
         &["--publish-rate", "3", "--head-timeout", "2"],
         &[("SSEHUB_PUBLISH_BURST", "7")],
     );
-    let mut socket = TcpStream::connect(&hub.addr).unwrap();
+    let mut socket = TcpStream::connect(hub.addr()).unwrap();
     write!(socket, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
     let mut metrics = String::new();
     socket.read_to_string(&mut metrics).unwrap();

@@ -2,18 +2,17 @@
 //! Each fault of the cluster issue is played with real processes: kill -9 of a node, Redis
 //! stopped and restarted, Redis paused, a node started late.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::{temp_dir, Hub, WAIT};
 use futures_util::StreamExt;
 use ssehub_core::{ParsedEvent, Parser, ParserItem};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
-const WAIT: Duration = Duration::from_secs(10);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -21,16 +20,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ssehub-cluster-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A `redis-server` of the test's own, with append-only persistence in a temporary dir.
@@ -45,7 +34,7 @@ impl Redis {
         let redis = Redis {
             child: None,
             port: free_port(),
-            dir: temp_dir("redis"),
+            dir: temp_dir("cluster-redis"),
         };
         redis.spawn().await
     }
@@ -111,27 +100,10 @@ struct Node {
 
 impl Node {
     async fn start(redis: &Redis, extra: &[&str]) -> Node {
-        let mut child = Command::new(BIN)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--redis-url",
-                &redis.url(),
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let url = line.strip_prefix("listening on ").unwrap().to_owned();
+        let redis_url = redis.url();
+        let mut args = vec!["--redis-url", &redis_url];
+        args.extend_from_slice(extra);
+        let Hub { child, url } = Hub::start(args, &[]).await;
         Node { child, url }
     }
 

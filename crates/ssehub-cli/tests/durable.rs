@@ -1,99 +1,45 @@
 //! The durable log as the hub's default store, with real processes: a publish that got 200
 //! survives `kill -9`, and a restart is invisible to resuming clients.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use ssehub_core::{EventId, ParsedEvent, Parser, ParserItem};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
-
-struct Hub {
-    child: Child,
-    url: String,
-}
+use common::{read_events, temp_dir, Hub, BIN};
+use ssehub_core::{EventId, ParsedEvent};
+use tokio::process::Command;
 
 async fn start(dir: &Path, sync: &str) -> Hub {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--sync",
-            sync,
-            "--data-dir",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    Hub {
-        child,
-        url: line.strip_prefix("listening on ").unwrap().to_owned(),
-    }
+    let args = ["--sync", sync, "--data-dir", dir.to_str().unwrap()];
+    Hub::start(args, &[]).await
 }
 
-fn data_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ssehub-durable-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-/// Every event after `last_event_id` on `topic`, read until `n` arrived.
-async fn replay(hub: &Hub, topic: &str, last_event_id: &str, n: usize) -> Vec<ParsedEvent> {
+/// Every event after `last_event_id` on `topic`, read until `n` arrived: (the hub's
+/// control events, the events).
+async fn replay(
+    hub: &Hub,
+    topic: &str,
+    last_event_id: &str,
+    n: usize,
+) -> (Vec<ParsedEvent>, Vec<ParsedEvent>) {
     let response = reqwest::Client::new()
         .get(format!("{}/events/{topic}", hub.url))
         .header("Last-Event-ID", last_event_id)
         .send()
         .await
         .unwrap();
-    let mut body = response.bytes_stream();
-    let mut parser = Parser::new();
-    let mut events = Vec::new();
-    while events.len() < n {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("replay stalled");
-        let mut items = Vec::new();
-        parser.feed(&chunk.unwrap().unwrap(), &mut items);
-        events.extend(items.into_iter().filter_map(|i| match i {
-            ParserItem::Event(e) => Some(e),
-            _ => None,
-        }));
-    }
-    events
+    read_events(response, n).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_publishes_survive_kill_9() {
     for sync in ["batch", "always"] {
-        let dir = data_dir(sync);
+        let dir = temp_dir(&format!("durable-{sync}"));
         let mut hub = start(&dir, sync).await;
-        let first = {
-            let r = reqwest::Client::new()
-                .post(format!("{}/publish", hub.url))
-                .json(&serde_json::json!({"topic": "k", "data": "first"}))
-                .send()
-                .await
-                .unwrap();
-            r.json::<serde_json::Value>().await.unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        };
+        let first = hub.publish("k", "first").await;
         let acked = Arc::new(Mutex::new(Vec::<(EventId, String)>::new()));
         let mut publishers = Vec::new();
         for p in 0..4 {
@@ -133,7 +79,11 @@ async fn acknowledged_publishes_survive_kill_9() {
         );
 
         let hub = start(&dir, sync).await;
-        let events = replay(&hub, "k", &first, acked.len()).await;
+        let (control, events) = replay(&hub, "k", &first, acked.len()).await;
+        assert!(
+            control.is_empty(),
+            "{sync}: no reset after a crash: {control:?}"
+        );
         // Every acknowledged event, in id order, exactly once (a publish cut off before its
         // answer may or may not be there, but nothing acknowledged is missing).
         let got: Vec<(EventId, String)> = events
@@ -154,32 +104,20 @@ async fn acknowledged_publishes_survive_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_is_invisible_ids_keep_increasing_and_resume_is_exact() {
-    let dir = data_dir("restart");
-    let client = reqwest::Client::new();
-    let publish = |hub: &Hub, data: &str| {
-        client
-            .post(format!("{}/publish", hub.url))
-            .json(&serde_json::json!({"topic": "r", "data": data}))
-            .send()
-    };
+    let dir = temp_dir("durable-restart");
     let hub = start(&dir, "batch").await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        let body: serde_json::Value = publish(&hub, &i.to_string())
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ids.push(body["id"].as_str().unwrap().parse::<EventId>().unwrap());
+        let id = hub.publish("r", &i.to_string()).await;
+        ids.push(id.parse::<EventId>().unwrap());
     }
     let mut hub = hub;
     hub.child.kill().await.unwrap(); // SIGKILL, and wait until it is gone
     let hub = start(&dir, "batch").await;
-    let body: serde_json::Value = publish(&hub, "5").await.unwrap().json().await.unwrap();
-    let after_restart: EventId = body["id"].as_str().unwrap().parse().unwrap();
+    let after_restart: EventId = hub.publish("r", "5").await.parse().unwrap();
     assert!(after_restart > ids[4], "ids never go back after a restart");
-    let events = replay(&hub, "r", &ids[1].to_string(), 4).await;
+    let (control, events) = replay(&hub, "r", &ids[1].to_string(), 4).await;
+    assert!(control.is_empty(), "no reset after a restart: {control:?}");
     let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(
         data,
@@ -192,7 +130,7 @@ async fn restart_is_invisible_ids_keep_increasing_and_resume_is_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_hub_on_the_same_data_dir_exits_with_a_clear_error() {
-    let dir = data_dir("locked");
+    let dir = temp_dir("durable-locked");
     let first = start(&dir, "batch").await;
     let publish = |data: &'static str| {
         let url = first.url.clone();
@@ -233,12 +171,10 @@ async fn a_second_hub_on_the_same_data_dir_exits_with_a_clear_error() {
     // The first hub keeps serving, its log intact.
     assert_eq!(publish("after").await, 200);
     // "0" is older than the log: a reset, then everything retained.
-    let events = replay(&first, "l", "0", 3).await;
-    let data: Vec<&str> = events
-        .iter()
-        .filter(|e| e.event == "message")
-        .map(|e| e.data.as_str())
-        .collect();
+    let (control, events) = replay(&first, "l", "0", 2).await;
+    assert_eq!(control.len(), 1, "{control:?}");
+    assert_eq!(control[0].event, "ssehub-reset");
+    let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(data, ["before", "after"]);
     drop(first);
     let _ = std::fs::remove_dir_all(&dir);

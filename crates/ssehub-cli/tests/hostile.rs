@@ -2,14 +2,13 @@
 //! process. Each gets a clear 4xx (or, for broken HTTP, a closed connection); the hub keeps
 //! serving, its memory stays bounded, and no acknowledged event is lost.
 
-use std::process::Stdio;
+mod common;
+
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use common::Hub;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
 /// What a hostile request may get back.
 #[derive(Clone, Copy, Debug)]
@@ -136,17 +135,9 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_hostile_requests_change_nothing() {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+    let hub = Hub::start(["--memory"], &[]).await;
+    let pid = hub.pid();
+    let url = hub.url.clone();
     let addr = url.strip_prefix("http://").unwrap().to_owned();
     let client = reqwest::Client::new();
     let publish = |data: String| {

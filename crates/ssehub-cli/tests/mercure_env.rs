@@ -2,69 +2,21 @@
 //! variables (`MERCURE_PUBLISHER_JWT_KEY`, `MERCURE_SUBSCRIBER_JWT_KEY`,
 //! `MERCURE_EXTRA_DIRECTIVES`) on a real hub process, and refusals naming the key.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
+use common::HubProcess;
 use jsonwebtoken::{encode, EncodingKey, Header};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
-
-struct Hub {
-    child: Child,
-    url: String,
+/// `ssehub serve --memory` with these further arguments and environment.
+fn start(args: &[&str], env: &[(&str, &str)]) -> HubProcess {
+    HubProcess::start(["--memory"].iter().chain(args), env)
 }
 
-impl Hub {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Hub {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
-            .args(args)
-            .env_remove("MERCURE_PUBLISHER_JWT_KEY")
-            .env_remove("MERCURE_SUBSCRIBER_JWT_KEY")
-            .env_remove("MERCURE_EXTRA_DIRECTIVES");
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start hub");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .expect("first line");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("first line: {line:?}"))
-            .to_owned();
-        Hub { child, url }
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `ssehub serve --memory` with these further arguments, expected to refuse to start.
 fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--listen", "127.0.0.1:0", "--memory"])
-        .args(args);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().unwrap();
-    assert!(
-        !output.status.success(),
-        "{args:?} {env:?} should be refused"
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--memory"];
+    all.extend_from_slice(args);
+    common::refused(&all, env)
 }
 
 fn token(secret: &str, claims: serde_json::Value) -> String {
@@ -82,7 +34,7 @@ async fn status(request: reqwest::RequestBuilder) -> u16 {
 
 #[tokio::test]
 async fn mercure_environment_variables_configure_the_hub() {
-    let hub = Hub::start(
+    let hub = start(
         &[],
         &[
             ("MERCURE_PUBLISHER_JWT_KEY", "pub-key"),
@@ -118,7 +70,7 @@ async fn mercure_environment_variables_configure_the_hub() {
     assert_eq!(api.status().as_u16(), 401);
 
     // SSEHUB_* beats MERCURE_*.
-    let hub = Hub::start(
+    let hub = start(
         &[],
         &[
             ("MERCURE_PUBLISHER_JWT_KEY", "mercure-key"),

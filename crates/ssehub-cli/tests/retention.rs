@@ -4,17 +4,12 @@
 //! are kept, its subscribers resume without a reset, and ids keep increasing across a
 //! restart.
 
-use std::ffi::OsString;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
-use futures_util::StreamExt;
-use ssehub_core::{EventId, ParsedEvent, Parser, ParserItem};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+use common::{read_events, temp_dir, Hub};
+use ssehub_core::{EventId, ParsedEvent};
 
 const CONFIG: &str = r#"
 retain_events = 5
@@ -30,50 +25,18 @@ topics = "chat/**"
 events = 1000
 "#;
 
-struct Hub {
-    child: Child,
-    url: String,
-}
-
 async fn start(dir: &Path, config: &Path) -> Hub {
-    let mut args: Vec<OsString> = vec!["--config".into(), config.into()];
-    args.extend(["--data-dir".into(), dir.into()]);
-    spawn(args).await
-}
-
-/// `ssehub serve` on an ephemeral port with these further arguments.
-async fn spawn(args: Vec<OsString>) -> Hub {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    Hub {
-        child,
-        url: line.strip_prefix("listening on ").unwrap().to_owned(),
-    }
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    Hub::start(args, &[]).await
 }
 
 async fn publish(hub: &Hub, topic: &str, data: &str) -> EventId {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/publish", hub.url))
-        .json(&serde_json::json!({"topic": topic, "data": data}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["id"].as_str().unwrap().parse().unwrap()
+    hub.publish(topic, data).await.parse().unwrap()
 }
 
 /// What a subscriber of `topic` resuming after `last_event_id` receives, read until `n`
@@ -91,27 +54,7 @@ async fn resume(
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    let mut body = response.bytes_stream();
-    let mut parser = Parser::new();
-    let (mut control, mut events) = (Vec::new(), Vec::new());
-    while events.len() < n {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("replay stalled");
-        let mut items = Vec::new();
-        parser.feed(&chunk.unwrap().unwrap(), &mut items);
-        for item in items {
-            if let ParserItem::Event(e) = item {
-                if e.event.starts_with("ssehub-") {
-                    control.push(e);
-                } else {
-                    events.push(e);
-                }
-            }
-        }
-    }
-    (control, events)
+    read_events(response, n).await
 }
 
 fn data(events: &[ParsedEvent]) -> Vec<&str> {
@@ -131,16 +74,9 @@ fn segment_files(dir: &Path) -> usize {
         .count()
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ssehub-retention-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classes_keep_their_own_history_across_a_restart() {
-    let root = temp("classes");
+    let root = temp_dir("retention-classes");
     let config = root.join("ssehub.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let dir = root.join("data");
@@ -246,7 +182,7 @@ async fn memory_mode_has_classes_too() {
         "--retain",
         "chat/**=events:100",
     ];
-    let hub = spawn(args.iter().map(OsString::from).collect()).await;
+    let hub = Hub::start(args, &[]).await;
     let first = publish(&hub, "chat/x", "c0").await;
     for i in 1..=10 {
         publish(&hub, "news", &i.to_string()).await;
@@ -262,7 +198,7 @@ async fn memory_mode_has_classes_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rules_are_refused_at_start_and_print_config_shows_the_rules() {
-    let output = std::process::Command::new(BIN)
+    let output = std::process::Command::new(common::BIN)
         .args(["serve", "--memory", "--retain", "a/**/b=events:1"])
         .output()
         .unwrap();
@@ -270,7 +206,7 @@ async fn bad_rules_are_refused_at_start_and_print_config_shows_the_rules() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("retain: rule 1"), "{stderr}");
 
-    let output = std::process::Command::new(BIN)
+    let output = std::process::Command::new(common::BIN)
         .arg("print-config")
         .env(
             "SSEHUB_RETAIN",

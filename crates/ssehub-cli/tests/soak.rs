@@ -7,17 +7,16 @@
 //! SSEHUB_SOAK_SECS=600 cargo test --release -p ssehub-cli --test soak -- --ignored --nocapture
 //! ```
 
-use std::process::Stdio;
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use ssehub_core::{Parser, ParserItem};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+use common::Hub;
 const TOPICS: usize = 10;
 const CLIENTS: usize = 200;
 
@@ -54,11 +53,8 @@ async fn soak_churn_publish_resume() {
         .unwrap_or(600);
     let data_dir = std::env::temp_dir().join(format!("ssehub-soak-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let hub = Hub::start(
+        [
             // Small segments and a small byte budget, so the soak shows disk use staying
             // bounded (at most about retain-bytes plus one segment).
             "--retain-bytes",
@@ -68,21 +64,13 @@ async fn soak_churn_publish_resume() {
             "--heartbeat",
             "5",
             "--data-dir",
-        ])
-        .arg(&data_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next_line()
-        .await
-        .unwrap()
-        .unwrap();
-    let url = line.strip_prefix("listening on ").unwrap().to_owned();
+            data_dir.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let pid = hub.pid();
+    let url = hub.url.clone();
     let http = reqwest::Client::new();
     // Warm up: one round of connections, then take the baseline.
     for t in 0..TOPICS {

@@ -1,0 +1,210 @@
+//! What the binary's test files share: starting `ssehub serve` on an ephemeral port (for
+//! async and for plain tests), refused invocations, scratch directories, publishing, and
+//! reading events off a stream. Each test file is a crate of its own and uses a part of
+//! this, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ssehub_core::{ParsedEvent, Parser, ParserItem};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
+
+/// How long a test waits for a hub to start or for a stream to move before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// `ssehub serve --listen 127.0.0.1:0 ARGS` with `env` added, standard output piped (its
+/// first line names the address), standard error discarded. The `MERCURE_*` variables of
+/// the environment running the tests are removed so that they cannot change the hub.
+pub fn serve_command<I, S>(args: I, env: &[(&str, &str)]) -> std::process::Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = std::process::Command::new(BIN);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args);
+    for key in [
+        "MERCURE_PUBLISHER_JWT_KEY",
+        "MERCURE_SUBSCRIBER_JWT_KEY",
+        "MERCURE_EXTRA_DIRECTIVES",
+    ] {
+        command.env_remove(key);
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    command
+}
+
+/// The URL in the hub's first line of output, `listening on http://ADDR`.
+pub fn listening_url(line: &str) -> String {
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line of the hub: {line:?}"))
+        .to_owned()
+}
+
+/// A hub process for async tests, killed (SIGKILL) when dropped.
+pub struct Hub {
+    pub child: tokio::process::Child,
+    pub url: String,
+}
+
+impl Hub {
+    /// Starts `ssehub serve` (see [`serve_command`]) and waits for its address.
+    pub async fn start<I, S>(args: I, env: &[(&str, &str)]) -> Hub
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = tokio::process::Command::from(serve_command(args, env))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the hub");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("the hub did not say where it listens")
+            .unwrap()
+            .expect("the hub exited before listening");
+        Hub {
+            child,
+            url: listening_url(&line),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the hub is running")
+    }
+
+    /// `HOST:PORT`, for raw sockets.
+    pub fn addr(&self) -> &str {
+        self.url.strip_prefix("http://").unwrap()
+    }
+
+    /// Publishes `data` on `topic` and returns the id from the `200` answer.
+    pub async fn publish(&self, topic: &str, data: &str) -> String {
+        publish(&self.url, topic, data).await
+    }
+}
+
+/// A hub process for plain (not async) tests, killed when dropped.
+pub struct HubProcess {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl HubProcess {
+    /// Starts `ssehub serve` (see [`serve_command`]) and reads its address.
+    pub fn start<I, S>(args: I, env: &[(&str, &str)]) -> HubProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = serve_command(args, env).spawn().expect("start the hub");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .expect("read the hub's first line");
+        HubProcess {
+            child,
+            url: listening_url(&line),
+        }
+    }
+
+    /// `HOST:PORT`, for raw sockets.
+    pub fn addr(&self) -> &str {
+        self.url.strip_prefix("http://").unwrap()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ssehub ARGS` (the whole command line, subcommand included), expects it to fail
+/// and returns what it wrote to standard error.
+pub fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = std::process::Command::new(BIN);
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("run ssehub");
+    assert!(
+        !output.status.success(),
+        "{args:?} {env:?} should be refused"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A new empty directory under the system's temporary directory, unique to this test
+/// process and call.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "ssehub-test-{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Publishes `data` on `topic` to the hub at `url` and returns the id of the `200` answer.
+pub async fn publish(url: &str, topic: &str, data: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/publish"))
+        .json(&serde_json::json!({"topic": topic, "data": data}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "publish to {topic}");
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Reads a stream's events until `n` events other than the hub's control events
+/// (`ssehub-…`) arrived: (the control events, the other events), oldest first.
+pub async fn read_events(
+    response: reqwest::Response,
+    n: usize,
+) -> (Vec<ParsedEvent>, Vec<ParsedEvent>) {
+    assert_eq!(response.status(), 200, "subscribe");
+    let mut body = response.bytes_stream();
+    let mut parser = Parser::new();
+    let (mut control, mut events) = (Vec::new(), Vec::new());
+    while events.len() < n {
+        let chunk = tokio::time::timeout(WAIT, body.next())
+            .await
+            .expect("the stream stalled")
+            .expect("the stream ended")
+            .unwrap();
+        let mut items = Vec::new();
+        parser.feed(&chunk, &mut items);
+        for item in items {
+            if let ParserItem::Event(event) = item {
+                if event.event.starts_with("ssehub-") {
+                    control.push(event);
+                } else {
+                    events.push(event);
+                }
+            }
+        }
+    }
+    (control, events)
+}
