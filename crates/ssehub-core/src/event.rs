@@ -125,6 +125,18 @@ impl NewEvent {
     }
 }
 
+/// Longest text of an [`EventId`]: two 20-digit numbers and the dash.
+const POSITION_MAX_LEN: usize = 41;
+
+/// `id` as text (`ms-seq`), written into `buf`: no allocation on the publish path.
+fn position_text(id: EventId, buf: &mut [u8; POSITION_MAX_LEN]) -> &str {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    write!(cursor, "{id}").expect("two u64s and a dash fit");
+    let len = cursor.position() as usize;
+    std::str::from_utf8(&buf[..len]).expect("digits and a dash")
+}
+
 /// An event with its position in the history, and its wire encoding, made once and shared by
 /// every subscriber it is written to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,13 +156,10 @@ pub struct Event {
 impl Event {
     /// Gives `new` its position and encodes it.
     pub fn assign(id: EventId, new: NewEvent) -> Event {
-        let position;
+        let mut position = [0u8; POSITION_MAX_LEN];
         let wire_id = match &new.custom_id {
             Some(custom) => custom.as_str(),
-            None => {
-                position = id.to_string();
-                &position
-            }
+            None => position_text(id, &mut position),
         };
         let mut out = Vec::new();
         encode_event(
@@ -216,5 +225,8 @@ mod tests {
         let e = Event::assign(EventId::new(5, 2), n);
         assert_eq!(&e.encoded[..], b"id: mine\nevent: news\ndata: y\n\n");
         assert_eq!(e.wire_id(), "mine");
+        let widest = EventId::new(u64::MAX, u64::MAX);
+        let mut buf = [0u8; POSITION_MAX_LEN];
+        assert_eq!(position_text(widest, &mut buf), widest.to_string());
     }
 }

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::Serialize;
-use ssehub_core::{encode_comment, encode_event, Event, Frame, NewEvent, Store, StoreError, Topic};
+use ssehub_core::{
+    encode_comment, encode_event, Event, EventId, Frame, NewEvent, Store, StoreError, Topic, WireId,
+};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -72,7 +74,9 @@ struct TopicEntry {
     subscribers: IndexMap<SubscriberId, Arc<Subscriber>>,
     /// Subscribers that asked for presence events.
     watchers: usize,
-    last_id: Option<String>,
+    /// The last event's id, as the wire shows it: its position, or the publisher's own id.
+    /// Kept unformatted; `/topics` formats it.
+    last_id: Option<(EventId, Option<WireId>)>,
     /// Set by a closing event; a later publish reopens the topic.
     closed: bool,
     /// Other nodes' subscribers as last announced to this topic's watchers (cluster mode).
@@ -216,10 +220,9 @@ impl Hub {
     fn fan_out(&self, state: &mut MutexGuard<'_, State>, event: &Arc<Event>) -> u64 {
         let mut overflowed: Vec<(SubscriberId, Topic)> = Vec::new();
         let mut delivered = 0;
-        let wire_id = event.wire_id();
         for topic in &event.topics {
             let entry = state.topics.entry(topic.clone()).or_default();
-            entry.last_id = Some(wire_id.clone());
+            entry.last_id = Some((event.id, event.custom_id.clone()));
             entry.closed = event.close;
             for sub in entry.subscribers.values() {
                 if event.private && !sub.selection.may_see(event) {
@@ -512,7 +515,14 @@ impl Hub {
         TopicInfo {
             topic: topic.to_owned(),
             subscribers: entry.map_or(0, |e| e.subscribers.len()),
-            last_event_id: entry.and_then(|e| e.last_id.clone()),
+            last_event_id: entry.and_then(|e| {
+                let (id, custom) = e.last_id.as_ref()?;
+                Some(
+                    custom
+                        .as_ref()
+                        .map_or_else(|| id.to_string(), |c| c.as_str().to_owned()),
+                )
+            }),
             closed: entry.is_some_and(|e| e.closed),
         }
     }

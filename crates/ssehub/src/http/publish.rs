@@ -1,13 +1,16 @@
 //! `POST /publish` and `DELETE /topics/{topic}`: decode, validate, publish, answer.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use bytes::Bytes;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use ssehub_core::{EventName, NewEvent, StoreError, Topic, WireId};
 
@@ -21,13 +24,14 @@ use crate::metrics::Metrics;
 pub const CLOSE_EVENT: &str = "ssehub-close";
 
 /// A publish request's fields before validation; JSON and form bodies both decode to it.
-#[derive(Default, Debug)]
-struct Fields {
-    topics: Vec<String>,
-    event: Option<String>,
-    data: String,
-    id: Option<String>,
-    retry: Option<String>,
+/// Text borrows from the body where it can (a JSON string without escapes).
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Fields<'a> {
+    topics: Vec<Cow<'a, str>>,
+    event: Option<Cow<'a, str>>,
+    data: Cow<'a, str>,
+    id: Option<Cow<'a, str>>,
+    retry: Option<Cow<'a, str>>,
     close: bool,
     private: bool,
 }
@@ -35,14 +39,20 @@ struct Fields {
 pub async fn publish(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<Published>, ApiError> {
+    // The headers are moved out, not cloned as the `HeaderMap` extractor would; the body is
+    // read whatever the outcome (as the `Bytes` extractor does), so the connection stays
+    // usable after a refusal.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let body = Bytes::from_request(Request::from_parts(parts, body), &hub).await;
     // Auth first: a request without a valid token learns nothing about its body.
     let result = auth::publisher(&hub, peer, &headers, None)
         .map_err(ApiError::from)
         .and_then(|grants| {
-            let new = decode(&hub, &headers, body).and_then(|fields| validate(&hub, fields))?;
+            let body = body_bytes(&hub, body)?;
+            let new = decode(&headers, &body).and_then(|fields| validate(&hub, fields))?;
             auth::check_publish(grants.as_ref(), &new.topics)?;
             Ok(new)
         });
@@ -80,12 +90,9 @@ pub fn parse_topic(name: &str) -> Result<Topic, ApiError> {
     Topic::new(name).map_err(|e| ApiError::field("topic", format!("invalid topic {name:?}: {e}")))
 }
 
-fn decode(
-    hub: &Hub,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Fields, ApiError> {
-    let body = body.map_err(|rejection| {
+/// The request body, or the 413 (over `max_payload`) or 400 that reading it gave.
+fn body_bytes(hub: &Hub, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -97,7 +104,10 @@ fn decode(
         } else {
             ApiError::new(rejection.status(), rejection.body_text())
         }
-    })?;
+    })
+}
+
+fn decode<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Fields<'a>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -109,8 +119,8 @@ fn decode(
                 .to_ascii_lowercase()
         });
     match content_type.as_deref() {
-        Some("application/json") => decode_json(&body),
-        Some("application/x-www-form-urlencoded") => decode_form(&body),
+        Some("application/json") => decode_json(body),
+        Some("application/x-www-form-urlencoded") => decode_form(body),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
@@ -121,13 +131,24 @@ fn decode(
     }
 }
 
-fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
+fn decode_json(body: &[u8]) -> Result<Fields<'_>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("body is not valid UTF-8: {e}"),
         )
     })?;
+    // The usual body in one pass, without a `Value` tree; anything else (and every error)
+    // goes the general way below, which decides and words it.
+    if let Ok(Usual(fields)) = serde_json::from_str::<Usual<'_>>(text) {
+        return Ok(fields);
+    }
+    decode_json_value(text)
+}
+
+/// The general JSON decoder: the body as a `Value`, then field by field. Numbers are
+/// accepted for the text fields, and any JSON for `data` (sent as its compact text).
+fn decode_json_value(text: &str) -> Result<Fields<'static>, ApiError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))?;
     let Value::Object(mut map) = value else {
@@ -139,7 +160,7 @@ fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
     let mut fields = Fields::default();
     match map.remove("topic") {
         None | Some(Value::Null) => {}
-        Some(Value::String(t)) => fields.topics.push(t),
+        Some(Value::String(t)) => fields.topics.push(t.into()),
         Some(Value::Array(list)) => {
             for t in list {
                 let Value::String(t) = t else {
@@ -148,7 +169,7 @@ fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
                         "topic must be a string or a list of strings",
                     ));
                 };
-                fields.topics.push(t);
+                fields.topics.push(t.into());
             }
         }
         Some(_) => {
@@ -162,14 +183,14 @@ fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
     fields.id = json_text(map.remove("id"), "id")?;
     fields.retry = match map.remove("retry") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) => Some(s.into()),
+        Some(Value::Number(n)) => Some(n.to_string().into()),
         Some(_) => return Err(retry_error()),
     };
     fields.data = match map.remove("data") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s,
-        Some(other) => other.to_string(),
+        None | Some(Value::Null) => Cow::Borrowed(""),
+        Some(Value::String(s)) => s.into(),
+        Some(other) => other.to_string().into(),
     };
     fields.close = match map.remove("close") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => false,
@@ -185,26 +206,144 @@ fn decode_json(body: &[u8]) -> Result<Fields, ApiError> {
 }
 
 /// A string field that may also be given as a number.
-fn json_text(value: Option<Value>, field: &'static str) -> Result<Option<String>, ApiError> {
+fn json_text(
+    value: Option<Value>,
+    field: &'static str,
+) -> Result<Option<Cow<'static, str>>, ApiError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(Value::String(s)) => Ok(Some(s.into())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string().into())),
         Some(_) => Err(ApiError::field(field, format!("{field} must be a string"))),
     }
 }
 
-fn decode_form(body: &[u8]) -> Result<Fields, ApiError> {
+/// A JSON publish body of the usual shape, decoded in one pass with its strings borrowed:
+/// `topic` a string, a list of strings or null; `event`, `id`, `retry`, `data` strings or
+/// null; `close`, `private` booleans or null; other keys anything; a repeated key counts
+/// once, its last value (as in a `Value` object). Any other shape fails, and the caller
+/// falls back to [`decode_json_value`], so both give the same fields for any body.
+struct Usual<'a>(Fields<'a>);
+
+impl<'de> Deserialize<'de> for Usual<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(UsualVisitor)
+    }
+}
+
+struct UsualVisitor;
+
+impl<'de> Visitor<'de> for UsualVisitor {
+    type Value = Usual<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a publish object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Usual<'de>, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            match &*key.0 {
+                "topic" => fields.topics = map.next_value::<Topics<'de>>()?.0,
+                "event" => fields.event = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0),
+                "id" => fields.id = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0),
+                "retry" => fields.retry = map.next_value::<Option<Text<'de>>>()?.map(|t| t.0),
+                "data" => {
+                    fields.data = map
+                        .next_value::<Option<Text<'de>>>()?
+                        .map_or(Cow::Borrowed(""), |t| t.0);
+                }
+                "close" => fields.close = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                "private" => fields.private = map.next_value::<Option<bool>>()?.unwrap_or(false),
+                // Parsed as the general decoder does, so a body one refuses the other does.
+                _ => drop(map.next_value::<Value>()?),
+            }
+        }
+        Ok(Usual(fields))
+    }
+}
+
+/// A JSON string, borrowed from the body when it holds no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(v)))
+    }
+}
+
+/// `topic`: a string, a list of strings, or null (none).
+struct Topics<'a>(Vec<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Topics<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TopicsVisitor)
+    }
+}
+
+struct TopicsVisitor;
+
+impl<'de> Visitor<'de> for TopicsVisitor {
+    type Value = Topics<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a topic or a list of topics")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Topics<'de>, E> {
+        Ok(Topics(Vec::new()))
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Topics<'de>, E> {
+        Ok(Topics(vec![Cow::Borrowed(v)]))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Topics<'de>, E> {
+        Ok(Topics(vec![Cow::Owned(v.to_owned())]))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Topics<'de>, A::Error> {
+        let mut topics = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+        while let Some(t) = seq.next_element::<Text<'de>>()? {
+            topics.push(t.0);
+        }
+        Ok(Topics(topics))
+    }
+}
+
+fn decode_form(body: &[u8]) -> Result<Fields<'static>, ApiError> {
     let pairs =
         form::parse(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let mut fields = Fields::default();
     for (name, value) in pairs {
         match name.as_str() {
-            "topic" => fields.topics.push(value),
-            "event" => fields.event = Some(value),
-            "data" => fields.data = value,
-            "id" => fields.id = Some(value),
-            "retry" => fields.retry = Some(value),
+            "topic" => fields.topics.push(value.into()),
+            "event" => fields.event = Some(value.into()),
+            "data" => fields.data = value.into(),
+            "id" => fields.id = Some(value.into()),
+            "retry" => fields.retry = Some(value.into()),
             "private" => {
                 fields.private = match value.as_str() {
                     "true" | "1" | "on" | "" => true,
@@ -229,7 +368,7 @@ fn retry_error() -> ApiError {
     ApiError::field("retry", "retry must be a whole number of milliseconds")
 }
 
-fn validate(hub: &Hub, fields: Fields) -> Result<NewEvent, ApiError> {
+fn validate(hub: &Hub, fields: Fields<'_>) -> Result<NewEvent, ApiError> {
     if fields.topics.is_empty() {
         return Err(ApiError::field("topic", "missing topic"));
     }
@@ -289,7 +428,7 @@ mod fuzz {
         )
     }
 
-    fn check(hub: &Hub, decoded: Result<Fields, ApiError>) {
+    fn check(hub: &Hub, decoded: Result<Fields<'_>, ApiError>) {
         let Ok(fields) = decoded else { return };
         if let Ok(new) = validate(hub, fields) {
             assert!(!new.topics.is_empty() && new.topics.len() <= hub.config.max_topics);
@@ -307,12 +446,59 @@ mod fuzz {
         }
     }
 
+    /// The one-pass decoder gives the general decoder's fields for every body it takes.
+    fn same_as_general(body: &[u8]) {
+        let Ok(text) = std::str::from_utf8(body) else {
+            return;
+        };
+        if let Ok(Usual(fields)) = serde_json::from_str::<Usual<'_>>(text) {
+            let general = decode_json_value(text)
+                .unwrap_or_else(|e| panic!("{text:?}: taken by one decoder only: {e:?}"));
+            assert_eq!(fields, general, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn usual_bodies_decode_as_the_general_decoder_does() {
+        let taken = [
+            r#"{"topic":"a","data":"x"}"#,
+            r#"{"topic":["a","b"],"data":"x\ny","event":"e","id":"i","retry":"5"}"#,
+            r#"{"topic":"a","topic":"b","data":null,"close":true,"private":false}"#,
+            r#"{"to\u0070ic":"\u00e9t\u00e9","extra":{"deep":[1,2.5,null]},"close":null}"#,
+            r#"{"topic":null}"#,
+            r#"{}"#,
+        ];
+        for body in taken {
+            assert!(serde_json::from_str::<Usual<'_>>(body).is_ok(), "{body}");
+            same_as_general(body.as_bytes());
+        }
+        // Shapes left to the general decoder: it accepts some (numbers as text, JSON as
+        // data) and refuses others, with the messages the tests of bad input check.
+        let left = [
+            r#"{"topic":"a","id":5,"retry":10}"#,
+            r#"{"topic":"a","data":{"b":1,"a":2}}"#,
+            r#"{"topic":"a","close":"yes"}"#,
+            r#"{"topic":5}"#,
+            r#"{"topic":"a","x":1e400}"#,
+            r#"["a"]"#,
+            r#"{"topic":"a""#,
+            r#"{"topic":"a"} x"#,
+        ];
+        for body in left {
+            assert!(serde_json::from_str::<Usual<'_>>(body).is_err(), "{body}");
+        }
+        let fields = decode_json(br#"{"topic":"a","data":{"b":1,"a":2},"id":5}"#).unwrap();
+        assert_eq!(fields.data, serde_json::json!({"b": 1, "a": 2}).to_string());
+        assert_eq!(fields.id.as_deref(), Some("5"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         #[test]
         fn any_bytes_as_json_or_form(body in proptest::collection::vec(any::<u8>(), 0..512)) {
             let hub = hub();
+            same_as_general(&body);
             check(&hub, decode_json(&body));
             check(&hub, decode_form(&body));
         }
@@ -327,6 +513,7 @@ mod fuzz {
         ) {
             let body = serde_json::json!({"topic": topic, "event": event, "id": id, "retry": retry, "data": data});
             let hub = hub();
+            same_as_general(body.to_string().as_bytes());
             check(&hub, decode_json(body.to_string().as_bytes()));
         }
 
