@@ -111,21 +111,17 @@ fn decode<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Fields<'a>, ApiErro
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match content_type.as_deref() {
-        Some("application/json") => decode_json(body),
-        Some("application/x-www-form-urlencoded") => decode_form(body),
+        .map(|v| v.split(';').next().unwrap_or("").trim());
+    match content_type {
+        Some(t) if t.eq_ignore_ascii_case("application/json") => decode_json(body),
+        Some(t) if t.eq_ignore_ascii_case("application/x-www-form-urlencoded") => {
+            decode_form(body)
+        }
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "unsupported content type {:?}: send application/json or application/x-www-form-urlencoded",
-                other.unwrap_or("")
+                other.unwrap_or("").to_ascii_lowercase()
             ),
         )),
     }
