@@ -690,12 +690,17 @@ impl Inner {
                 st.disk -= seg.len;
                 paths.push(seg.path);
             }
+            let several = st.segments.len() > 1;
             let front = &mut st.segments[0];
             let Some(oldest) = front.retained().first().copied() else {
                 break;
             };
             let over_count = r.max_events.is_some_and(|n| st.count > n);
-            let over_bytes = r.max_bytes.is_some_and(|n| st.bytes > n);
+            // Bytes are the segment files on disk, what an operator budgets (a record's
+            // framing can double a small event). Only whole segments free disk, so the front
+            // segment is emptied, then deleted; the segment appended to is never trimmed
+            // for bytes, so a log holds at least its last segment.
+            let over_bytes = r.max_bytes.is_some_and(|n| several && st.disk > n);
             let too_old = age_floor.is_some_and(|f| oldest.id.ms < f);
             if !(over_count || over_bytes || too_old) {
                 break;
