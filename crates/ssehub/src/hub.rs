@@ -531,4 +531,24 @@ impl Hub {
     pub fn topic_count(&self) -> usize {
         self.lock().topics.len()
     }
+
+    /// Forgets the topics nobody follows whose last event has left the history, so that
+    /// the hub's memory and `/topics` do not grow with every topic ever published. Kept:
+    /// topics with subscribers, presence watchers or remote subscribers, closed topics
+    /// (they stay closed until published again), and topics with a retained event.
+    /// Returns how many were forgotten. One pass over the topics under the hub's lock.
+    pub fn forget_idle_topics(&self) -> usize {
+        // Every retained event is after this position (in every retention class).
+        let start = self.store.replay_start();
+        let mut state = self.lock();
+        let before = state.topics.len();
+        state.topics.retain(|_, entry| {
+            !entry.subscribers.is_empty()
+                || entry.watchers > 0
+                || entry.remote > 0
+                || entry.closed
+                || entry.last_id.as_ref().is_some_and(|(id, _)| *id > start)
+        });
+        before - state.topics.len()
+    }
 }

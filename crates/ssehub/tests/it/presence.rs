@@ -1,6 +1,7 @@
 //! Topics and presence: `/topics` counts and last ids, presence events for those who ask.
 
 use serde_json::Value;
+use ssehub::Config;
 
 use crate::support::TestHub;
 
@@ -60,4 +61,52 @@ async fn topics_list_counts_and_last_ids() {
     let unknown = hub.get_json("/topics/nobody").await;
     assert_eq!(unknown["subscribers"], 0);
     assert_eq!(unknown["closed"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_without_subscribers_or_history_are_forgotten() {
+    let hub = TestHub::with_config(Config {
+        history: 3,
+        ..Config::default()
+    })
+    .await;
+    hub.publish("gone", "x").await;
+    let _watching = hub.subscribe("/events/watched", &[]).await;
+    hub.wait_subscribers("watched", 1).await;
+    hub.publish("watched", "x").await;
+    hub.publish("shut", "x").await;
+    let closed = hub
+        .http
+        .delete(hub.url("/topics/shut"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    // Three more events push every earlier one out of the history of 3.
+    for i in 0..3 {
+        hub.publish(&format!("new{i}"), "x").await;
+    }
+    let names = |list: Value| -> Vec<String> {
+        let mut names: Vec<String> = list["topics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["topic"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(names(hub.get_json("/topics").await).contains(&"gone".to_owned()));
+
+    assert_eq!(hub.hub.forget_idle_topics(), 1, "only `gone` is forgotten");
+    // Kept: a subscriber, a closed topic, and topics whose last event is retained.
+    assert_eq!(
+        names(hub.get_json("/topics").await),
+        ["new0", "new1", "new2", "shut", "watched"]
+    );
+    assert_eq!(hub.hub.forget_idle_topics(), 0);
+    // A forgotten topic comes back with its next event.
+    let id = hub.publish("gone", "again").await;
+    let gone = hub.get_json("/topics/gone").await;
+    assert_eq!(gone["lastEventId"], id.as_str());
 }

@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct TestHub {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// The hub itself, for what no endpoint triggers at once (periodic sweeps).
+    pub hub: Arc<Hub>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -49,6 +51,7 @@ impl TestHub {
         TestHub {
             addr,
             http: reqwest::Client::new(),
+            hub: hub.clone(),
             stop: Some(stop),
             task: Some(task),
         }
