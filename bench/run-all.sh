@@ -4,7 +4,7 @@
 #
 #   bench/run-all.sh [--peers "ssehub nchan ..."] [--scenarios "fanout1k idle10k ..."]
 #                    [--repeat N] [--rep-start K] [--out DIR] [--quick]
-#                    [--quiet-below CORES [--quiet-wait SECONDS]]
+#                    [--quiet-below CORES [--quiet-wait SECONDS]] [--wait-others SECONDS]
 #
 # Peers: ssehub bare node-express better-sse nchan pushpin (bare = the bare write loop,
 # the machine's ceiling for the same bytes). Scenarios: see scenario() below, or --list.
@@ -20,6 +20,7 @@ REPEAT=1
 REP_START=1
 QUIET_BELOW=""
 QUIET_WAIT=300
+WAIT_OTHERS=0
 OUT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -29,6 +30,7 @@ while [[ $# -gt 0 ]]; do
     --rep-start) REP_START="$2"; shift 2 ;; # add runs to an existing --out directory
     --quiet-below) QUIET_BELOW="$2"; shift 2 ;; # wait until others use fewer cores than this
     --quiet-wait) QUIET_WAIT="$2"; shift 2 ;;   # ... but at most this many seconds
+    --wait-others) WAIT_OTHERS="$2"; shift 2 ;; # wait (≤ s) while another ssehub-bench runs
     --out) OUT="$2"; shift 2 ;;
     --quick) SCENARIOS="$QUICK_SCENARIOS"; shift ;;
     --list) grep -E '^    [a-z0-9]+\)' "$0" | sed 's/).*//; s/^ *//' | tr '\n' ' '; echo; exit 0 ;;
@@ -105,6 +107,26 @@ busy_now() {
   awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); printf "%.2f", (y[1]-x[1])/100}'
 }
 
+# Before each run: wait (at most --wait-others seconds) until no other generator or bare server
+# (a process named ssehub-bench; none of this script's own is alive between runs) is running,
+# then note the load average and the busiest processes in machine.txt.
+wait_others() {
+  local waited=0
+  while ((waited < WAIT_OTHERS)) && pgrep -x ssehub-bench >/dev/null; do
+    sleep 5; waited=$((waited + 5))
+  done
+  OTHERS_NOTE="waited ${waited}s for other ssehub-bench"
+  if pgrep -x ssehub-bench >/dev/null; then OTHERS_NOTE="$OTHERS_NOTE, still running: $(pgrep -x ssehub-bench | tr '\n' ' ')"; fi
+}
+machine_note() { # LABEL
+  {
+    echo "== $1 $(date -u +%FT%TZ) ($OTHERS_NOTE)"
+    uptime
+    top -b -n 2 -d 1 -w 160 | awk '/^top -/{n++} n==2' | sed -n '7,13p'
+  } >>"$OUT/machine.txt"
+}
+OTHERS_NOTE="no wait"
+
 {
   echo "# run $(date -u +%FT%TZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
   echo "# peers: $PEERS"
@@ -121,6 +143,8 @@ for sc in $SCENARIOS; do
       port=$(peer_port "$peer")
       # ssehub keeps 10,000 events in memory mode by default; replay needs the whole preload
       # (nchan gets nchan_message_buffer_length 200000 likewise).
+      if ((WAIT_OTHERS > 0)); then wait_others; fi
+      machine_note "$peer $sc $rep"
       case "$sc" in replay*) export SSEHUB_ARGS="--history 200000" ;; *) export SSEHUB_ARGS="" ;; esac
       if ! start_peer "$peer" "$port"; then
         echo "$peer $sc $rep: did not start" >>"$OUT/run.txt"; continue
