@@ -188,7 +188,10 @@ impl Event {
     pub fn wire_id(&self) -> String {
         match &self.custom_id {
             Some(custom) => custom.as_str().to_owned(),
-            None => self.id.to_string(),
+            None => {
+                let mut buf = [0u8; POSITION_MAX_LEN];
+                position_text(self.id, &mut buf).to_owned()
+            }
         }
     }
 
