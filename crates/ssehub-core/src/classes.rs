@@ -348,6 +348,10 @@ impl Store for ClassedStore {
         Ok(())
     }
 
+    fn durable_at_append(&self) -> bool {
+        self.classes.iter().all(|class| class.durable_at_append())
+    }
+
     /// Calls `done` once every class has called back for `id` (each class's group commit
     /// runs on its own), with the first error if any.
     fn on_durable(&self, id: EventId, done: DurableCallback) {

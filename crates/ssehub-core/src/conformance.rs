@@ -16,6 +16,7 @@ pub fn check(make: MakeStore<'_>) {
     reads_filter_by_topic(make);
     locates_positions_and_custom_ids(make);
     trimming_makes_old_ids_expired(make);
+    durable_at_append_calls_back_at_once(make);
 }
 
 fn topics(names: &[&str]) -> Vec<Topic> {
@@ -49,6 +50,29 @@ fn ids_increase(make: MakeStore<'_>) {
         store.stats().newest,
         Some(last),
         "ids_increase: stats newest"
+    );
+}
+
+/// A store that says its events are durable once appended must call back from
+/// `on_durable` before returning: the hub skips the wait for such a store.
+fn durable_at_append_calls_back_at_once(make: MakeStore<'_>) {
+    let store = make(Retention::events(10));
+    if !store.durable_at_append() {
+        return;
+    }
+    let id = append(&*store, "a", "x");
+    let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = called.clone();
+    store.on_durable(
+        id,
+        Box::new(move |result| {
+            assert!(result.is_ok(), "durable_at_append: on_durable failed");
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }),
+    );
+    assert!(
+        called.load(std::sync::atomic::Ordering::SeqCst),
+        "durable_at_append: on_durable did not call back at once"
     );
 }
 

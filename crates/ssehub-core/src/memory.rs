@@ -111,6 +111,11 @@ impl Store for MemoryStore {
         self.append_after(new, EventId::ZERO)
     }
 
+    /// Nothing outlives the process: an event is as durable as it gets once appended.
+    fn durable_at_append(&self) -> bool {
+        true
+    }
+
     fn append_after(&self, new: NewEvent, after: EventId) -> Result<Arc<Event>, StoreError> {
         let now = now_ms();
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());

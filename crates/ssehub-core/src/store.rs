@@ -164,6 +164,13 @@ pub trait Store: Send + Sync + 'static {
     fn on_durable(&self, id: EventId, done: DurableCallback) {
         done(self.wait_durable(id));
     }
+
+    /// True when every appended event is at once as durable as the store promises (memory):
+    /// [`Store::on_durable`] would call back before returning, so the hub answers a publish
+    /// without setting up the wait.
+    fn durable_at_append(&self) -> bool {
+        false
+    }
 }
 
 /// What [`Store::on_durable`] calls when the event is durable, or the store failed.

@@ -195,7 +195,10 @@ impl Hub {
                 event,
             }
         };
-        self.wait_durable(&published.event).await?;
+        // A memory store is done at append: no callback or channel per publish.
+        if !self.store.durable_at_append() {
+            self.wait_durable(&published.event).await?;
+        }
         Ok(published)
     }
 
