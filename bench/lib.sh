@@ -37,10 +37,12 @@ start_peer() {
       setsid "$SSEHUB" serve --listen "127.0.0.1:$port" --memory ${SSEHUB_ARGS:-} >"$dir/out.log" 2>&1 &
       PEER_PID=$! ;;
     bare)
-      setsid "$GEN" bare-server --listen "127.0.0.1:$port" >"$dir/out.log" 2>&1 &
+      # shellcheck disable=SC2086 # BARE_ARGS is a word list on purpose (e.g. --write-times)
+      setsid "$GEN" bare-server --listen "127.0.0.1:$port" ${BARE_ARGS:-} >"$dir/out.log" 2>&1 &
       PEER_PID=$! ;;
     bare-per-event)
-      setsid "$GEN" bare-server --per-event-writes --listen "127.0.0.1:$port" >"$dir/out.log" 2>&1 &
+      # shellcheck disable=SC2086
+      setsid "$GEN" bare-server --per-event-writes --listen "127.0.0.1:$port" ${BARE_ARGS:-} >"$dir/out.log" 2>&1 &
       PEER_PID=$! ;;
     node-express)
       setsid node "$BENCH_DIR/peers/node/express-broadcast.js" "$port" >"$dir/out.log" 2>&1 &

@@ -26,6 +26,11 @@ pub struct BareOpts {
     /// Write each event to each socket as it is published instead of coalescing.
     #[arg(long)]
     pub per_event_writes: bool,
+    /// Print one line per publish to stdout: subscribers, and the time from the start of the
+    /// first write to the end of the last (with `--per-event-writes`: the machine's cost of
+    /// writing one event to every socket on one thread).
+    #[arg(long)]
+    pub write_times: bool,
 }
 
 struct Sub {
@@ -104,7 +109,7 @@ async fn flusher(hub: Rc<Hub>) {
     }
 }
 
-fn publish(hub: &Hub, topic: &str, data: &str, per_event: bool) {
+fn publish(hub: &Hub, topic: &str, data: &str, per_event: bool, write_times: bool) {
     let id = hub.next_id.get() + 1;
     hub.next_id.set(id);
     let ev = format!("id: {id}\ndata: {data}\n\n").into_bytes();
@@ -114,6 +119,7 @@ fn publish(hub: &Hub, topic: &str, data: &str, per_event: bool) {
     };
     subs.retain(|s| !s.dead.get());
     let mut dirty = hub.dirty.borrow_mut();
+    let started = std::time::Instant::now();
     for sub in subs.iter() {
         sub.queue.borrow_mut().extend_from_slice(&ev);
         if per_event {
@@ -123,12 +129,22 @@ fn publish(hub: &Hub, topic: &str, data: &str, per_event: bool) {
             dirty.push(sub.clone());
         }
     }
+    if write_times {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "publish {id}: {} subscribers, {} us{}",
+            subs.len(),
+            started.elapsed().as_micros(),
+            if per_event { " (written)" } else { " (queued)" }
+        );
+    }
     if !dirty.is_empty() {
         hub.wake.notify_one();
     }
 }
 
-async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool) {
+async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool, write_times: bool) {
     let _ = s.set_nodelay(true);
     // Heap buffer only, dropped before the socket is handed to the hub.
     let mut buf = Vec::new();
@@ -186,7 +202,7 @@ async fn conn(mut s: TcpStream, hub: Rc<Hub>, per_event: bool) {
         let reply: &[u8] = if method == "POST" && target == "/publish" {
             match (json_str(&body, "topic"), json_str(&body, "data")) {
                 (Some(topic), Some(data)) => {
-                    publish(&hub, topic, data, per_event);
+                    publish(&hub, topic, data, per_event, write_times);
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                 }
                 _ => b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
@@ -216,7 +232,7 @@ async fn serve(o: BareOpts) -> Result<(), String> {
     loop {
         match l.accept().await {
             Ok((s, _)) => {
-                tokio::task::spawn_local(conn(s, hub.clone(), o.per_event_writes));
+                tokio::task::spawn_local(conn(s, hub.clone(), o.per_event_writes, o.write_times));
             }
             // Out of descriptors and the like: back off instead of spinning.
             Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
