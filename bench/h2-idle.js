@@ -14,25 +14,17 @@ const http2 = require('node:http2');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawn, execFileSync } = require('node:child_process');
-const readline = require('node:readline');
+const { execFileSync } = require('node:child_process');
+const { opt, flag, sleep, rssKiB, startHub } = require('./h2-common');
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i === -1 ? dflt : args[i + 1];
-};
 const STREAMS = Number(opt('streams', 10000));
 const PER_CONN = Number(opt('per-connection', 200));
 const HOLD_S = Number(opt('hold', 10));
-const TLS = args.includes('--tls');
+const TLS = flag('tls');
 const BIN = path.resolve(opt('bin', 'target/release/ssehub'));
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-
 async function main() {
-  const hubArgs = ['serve', '--listen', '127.0.0.1:0', '--memory', '--heartbeat', '3600'];
+  const hubArgs = [];
   let ca;
   if (TLS) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssehub-h2-bench-'));
@@ -44,9 +36,7 @@ async function main() {
     ca = fs.readFileSync(cert);
     hubArgs.push('--tls-cert', cert, '--tls-key', key);
   }
-  const hub = spawn(BIN, hubArgs, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SSEHUB_LOG: 'warn' } });
-  const line = await new Promise((resolve) => readline.createInterface({ input: hub.stdout }).once('line', resolve));
-  const url = /listening on (\S+)/.exec(line)[1];
+  const { hub, url } = await startHub(BIN, hubArgs);
   await sleep(1000);
   const before = rssKiB(hub.pid);
 
