@@ -3,6 +3,7 @@
 //! store and calls it.
 
 mod auth;
+mod coalesce;
 mod config;
 mod demo;
 mod form;

@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
+use crate::coalesce::Coalesce;
 use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_HEADERS};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -313,7 +314,7 @@ async fn serve_h2<I>(
         .timer(TokioTimer::new())
         .max_concurrent_streams(H2_MAX_STREAMS)
         .max_header_list_size(u32::try_from(max_head).unwrap_or(u32::MAX))
-        .serve_connection(TokioIo::new(io), service);
+        .serve_connection(TokioIo::new(Coalesce::new(io)), service);
     if let Err(e) = graceful.watch(conn).await {
         tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
     }
