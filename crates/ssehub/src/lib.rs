@@ -7,6 +7,8 @@ mod coalesce;
 mod config;
 mod demo;
 mod form;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod hub;
 mod mercure;

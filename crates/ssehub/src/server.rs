@@ -44,7 +44,7 @@ use crate::tls::{TlsConfig, ALPN_H2};
 /// the client is gone or not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// What an HTTP/2 client with prior knowledge (h2c) sends first (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+pub(crate) const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Most concurrent streams one HTTP/2 connection may open (also hyper's default).
 const H2_MAX_STREAMS: u32 = 200;
 
@@ -377,14 +377,7 @@ fn stream(socket: TcpStream, head: Vec<u8>, body: EventStream) -> Streaming {
 async fn read_head(socket: &mut TcpStream, max: usize) -> io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(1024);
     loop {
-        // The HTTP/2 preface contains a blank line and is no HTTP/1 request: wait for all of
-        // it before deciding.
-        let partial_preface = buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(&buf);
-        if !partial_preface
-            && (buf.len() >= max
-                || buf.windows(4).any(|w| w == b"\r\n\r\n")
-                || !could_be_request(&buf))
-        {
+        if head_read(&buf, max) {
             return Ok(buf);
         }
         buf.reserve(1024);
@@ -392,6 +385,16 @@ async fn read_head(socket: &mut TcpStream, max: usize) -> io::Result<Vec<u8>> {
             return Ok(buf);
         }
     }
+}
+
+/// True once `buf` is all of the request head `read_head` waits for: a blank line, `max`
+/// bytes, or bytes that cannot start a request.
+pub(crate) fn head_read(buf: &[u8], max: usize) -> bool {
+    // The HTTP/2 preface contains a blank line and is no HTTP/1 request: wait for all of
+    // it before deciding.
+    let partial_preface = buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf);
+    !partial_preface
+        && (buf.len() >= max || buf.windows(4).any(|w| w == b"\r\n\r\n") || !could_be_request(buf))
 }
 
 /// False once `buf` cannot be the start of an HTTP request: stop waiting for more and let
@@ -407,14 +410,14 @@ fn could_be_request(buf: &[u8]) -> bool {
 }
 
 /// The answer of the direct path.
-enum Answer {
+pub(crate) enum Answer {
     Stream { head: Vec<u8>, body: EventStream },
     Fixed(Vec<u8>),
 }
 
 /// Some(answer) when `head` is a complete `GET /events...` request; None hands the
 /// connection to hyper.
-fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Option<Answer> {
+pub(crate) fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Option<Answer> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(consumed) = request.parse(head).ok()? else {

@@ -18,6 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 pub use error::ApiError;
+pub(crate) use publish::decode_valid as decode_publish;
 pub use publish::CLOSE_EVENT;
 pub use subscribe::{
     open_selection, prepare as prepare_stream, Cursor, Opened, RESET_EVENT, STREAM_HEADERS,

@@ -52,7 +52,7 @@ pub async fn publish(
         .map_err(ApiError::from)
         .and_then(|grants| {
             let body = body_bytes(&hub, body)?;
-            let new = decode(&headers, &body).and_then(|fields| validate(&hub, fields))?;
+            let new = decode_valid(&hub, &headers, &body)?;
             auth::check_publish(grants.as_ref(), &new.topics)?;
             Ok(new)
         });
@@ -105,6 +105,15 @@ fn body_bytes(hub: &Hub, body: Result<Bytes, BytesRejection>) -> Result<Bytes, A
             ApiError::new(rejection.status(), rejection.body_text())
         }
     })
+}
+
+/// A publish body decoded (by its content type) and validated into the event it publishes.
+pub(crate) fn decode_valid(
+    hub: &Hub,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<NewEvent, ApiError> {
+    decode(headers, body).and_then(|fields| validate(hub, fields))
 }
 
 fn decode<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Fields<'a>, ApiError> {

@@ -29,7 +29,9 @@ use serde_json::{json, Value};
 use ssehub_core::{EventName, NewEvent, Topic};
 
 pub use metadata::{metadata, resource_identifier, METADATA_PATH};
+pub(crate) use publish::decode as decode_publish;
 pub use publish::publish;
+pub(crate) use subscribe::open as open_subscription;
 pub use subscribe::{subscribe, subscribe_query};
 pub use subscriptions::{
     subscription_list, subscriptions_one, subscriptions_three, subscriptions_two,
@@ -39,8 +41,8 @@ use crate::auth::AuthError;
 use crate::config::Dialect;
 use crate::hub::Hub;
 use crate::selection::{AnyTopic, Exact, TopicMatcher};
-use template::UriTemplate;
-use urlpattern::UrlPattern;
+pub(crate) use template::UriTemplate;
+pub(crate) use urlpattern::UrlPattern;
 
 /// The hub's Mercure path.
 pub const HUB_PATH: &str = "/.well-known/mercure";

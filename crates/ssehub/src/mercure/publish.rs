@@ -60,7 +60,7 @@ pub async fn publish(
     }
 }
 
-fn decode(
+pub(crate) fn decode(
     hub: &Hub,
     peer: SocketAddr,
     headers: &HeaderMap,

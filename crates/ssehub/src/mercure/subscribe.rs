@@ -66,7 +66,7 @@ pub async fn subscribe_query(
     }
 }
 
-fn open(
+pub(crate) fn open(
     hub: &Arc<Hub>,
     query: Option<&str>,
     headers: &HeaderMap,
