@@ -21,7 +21,8 @@ const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr
 
 /// A hub on a memory store with the default config; `dialect` is Mercure's (1 when false).
 /// With `subscriber_key`, subscribers may be anonymous but a token they send is verified
-/// against that HMAC secret.
+/// against that HMAC secret, the page at `http://o` may use the hub cross-origin, and the
+/// limits are small (1 KiB request heads, 4 topics) so inputs reach them.
 pub fn hub(dialect_v0: bool, subscriber_key: Option<&[u8]>) -> Arc<Hub> {
     let mut config = Config {
         mercure_dialect: if dialect_v0 { Dialect::V0 } else { Dialect::V1 },
@@ -35,6 +36,9 @@ pub fn hub(dialect_v0: bool, subscriber_key: Option<&[u8]>) -> Arc<Hub> {
         .expect("an HMAC key");
         config.auth.subscriber = Some(Arc::new(verifier));
         config.auth.anonymous = true;
+        config.cors_origins = crate::config::CorsOrigins::List(vec!["http://o".to_owned()]);
+        config.max_header_bytes = 1024;
+        config.max_topics = 4;
     }
     Hub::new(config, Arc::new(MemoryStore::new(Retention::events(16))))
 }
