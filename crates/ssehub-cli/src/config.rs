@@ -23,6 +23,9 @@ pub struct Layer {
     /// Address and port to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "SSEHUB_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<String>,
+    /// Connections the kernel queues before the hub accepts them [default: 4096]
+    #[arg(long, env = "SSEHUB_LISTEN_BACKLOG", value_name = "N")]
+    pub listen_backlog: Option<u64>,
     /// Directory of the durable event log [default: ./ssehub-data]
     #[arg(long, env = "SSEHUB_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -288,6 +291,9 @@ impl StoreChoice {
 pub struct Settings {
     pub hub: Config,
     pub store: StoreChoice,
+    /// The listening socket's accept queue (`listen(2)` backlog; the kernel caps it at
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
 }
 
 /// Fills every key `top` leaves unset from `below`.
@@ -304,7 +310,7 @@ pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
 }
 
 fn under(top: Layer, below: Layer) -> Layer {
-    fill!(top, below; listen, data_dir, memory, history, demo, public_dir, heartbeat, retry,
+    fill!(top, below; listen, listen_backlog, data_dir, memory, history, demo, public_dir, heartbeat, retry,
         max_payload, cors_origins, max_connections, max_topics, max_header_bytes, max_connections_per_ip,
         head_timeout, publish_rate, publish_burst, socket_send_buffer, subscriber_buffer,
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
@@ -449,7 +455,13 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         stream_lifetime: auth.stream_lifetime,
         tls,
     };
-    Ok(Settings { hub, store })
+    let listen_backlog = u32::try_from(positive(layer.listen_backlog, "listen_backlog")?)
+        .map_err(|_| anyhow::anyhow!("listen_backlog: at most {}", u32::MAX))?;
+    Ok(Settings {
+        hub,
+        store,
+        listen_backlog,
+    })
 }
 
 /// Reads and checks the certificate and key: both or neither.

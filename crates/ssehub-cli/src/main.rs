@@ -191,10 +191,22 @@ fn log_opened(dir: &std::path::Path, report: &RecoveryReport) {
     }
 }
 
+/// A listening socket on `addr` with an accept queue of `backlog` connections (tokio's
+/// `TcpListener::bind` fixes it at 1,024, which a storm of reconnecting clients overflows).
+fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let (store, engine) = open_store(&settings.store).await?;
-    let listener = TcpListener::bind(settings.hub.listen)
-        .await
+    let listener = bind(settings.hub.listen, settings.listen_backlog)
         .with_context(|| format!("listen: cannot bind {}", settings.hub.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;

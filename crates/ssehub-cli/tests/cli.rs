@@ -90,6 +90,7 @@ fn print_config_shows_every_key_with_its_default() {
 #[test]
 fn bad_values_are_refused_naming_the_key() {
     assert!(refused(&["serve", "--heartbeat", "0"], &[]).contains("heartbeat"));
+    assert!(refused(&["serve", "--listen-backlog", "0"], &[]).contains("listen_backlog"));
     assert!(refused(&["serve", "--heartbeat", "soon"], &[]).contains("--heartbeat"));
     assert!(refused(&["serve"], &[("SSEHUB_LISTEN", "nowhere")]).contains("listen"));
     assert!(refused(&["serve", "--cors-origins", "example.com"], &[]).contains("cors_origins"));
