@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{read_events, temp_dir, Hub};
+use common::{read_events, segment_files, temp_dir, Hub};
 use ssehub_core::{EventId, ParsedEvent};
 
 const CONFIG: &str = r#"
@@ -59,19 +59,6 @@ async fn resume(
 
 fn data(events: &[ParsedEvent]) -> Vec<&str> {
     events.iter().map(|e| e.data.as_str()).collect()
-}
-
-fn segment_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use ssehub_core::{Parser, ParserItem};
 
-use common::Hub;
+use common::{segment_files, Hub};
 const TOPICS: usize = 10;
 const CLIENTS: usize = 200;
 /// The log's byte budget and segment size for the soak.
@@ -58,20 +58,6 @@ struct Fds {
     segments: usize,
     /// Files deleted from disk but still open: a deleted segment the log did not close.
     deleted: usize,
-}
-
-/// The segment files of the log on disk now.
-fn segment_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count()
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

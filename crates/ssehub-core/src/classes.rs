@@ -104,7 +104,7 @@ fn glob(pattern: &str, text: &str) -> bool {
             None => return false,
         }
     }
-    text.len() >= last.len() && text.ends_with(last)
+    text.ends_with(last)
 }
 
 impl fmt::Display for TopicPattern {

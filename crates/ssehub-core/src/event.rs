@@ -137,6 +137,18 @@ fn position_text(id: EventId, buf: &mut [u8; POSITION_MAX_LEN]) -> &str {
     std::str::from_utf8(&buf[..len]).expect("digits and a dash")
 }
 
+/// The id a client sees for the event at `id`: the publisher's own id if it gave one, else
+/// the position (`ms-seq`).
+pub fn wire_id_text(id: EventId, custom: Option<&WireId>) -> String {
+    match custom {
+        Some(custom) => custom.as_str().to_owned(),
+        None => {
+            let mut buf = [0u8; POSITION_MAX_LEN];
+            position_text(id, &mut buf).to_owned()
+        }
+    }
+}
+
 /// An event with its position in the history, and its wire encoding, made once and shared by
 /// every subscriber it is written to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,13 +198,7 @@ impl Event {
 
     /// The id the client sees (`id:` field, later `Last-Event-ID`).
     pub fn wire_id(&self) -> String {
-        match &self.custom_id {
-            Some(custom) => custom.as_str().to_owned(),
-            None => {
-                let mut buf = [0u8; POSITION_MAX_LEN];
-                position_text(self.id, &mut buf).to_owned()
-            }
-        }
+        wire_id_text(self.id, self.custom_id.as_ref())
     }
 
     pub fn has_topic(&self, topic: &str) -> bool {

@@ -16,7 +16,7 @@ mod topic;
 
 pub use classes::{ClassedStore, PatternError, TopicPattern};
 pub use encode::{encode_comment, encode_event, encode_retry, Frame};
-pub use event::{Event, EventName, FieldError, NewEvent, WireId};
+pub use event::{wire_id_text, Event, EventName, FieldError, NewEvent, WireId};
 pub use id::{EventId, ParseIdError};
 pub use memory::MemoryStore;
 pub use parse::{ParsedEvent, Parser, ParserItem};

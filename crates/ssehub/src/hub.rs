@@ -17,7 +17,8 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 use serde::Serialize;
 use ssehub_core::{
-    encode_comment, encode_event, Event, EventId, Frame, NewEvent, Store, StoreError, Topic, WireId,
+    encode_comment, encode_event, wire_id_text, Event, EventId, Frame, NewEvent, Store, StoreError,
+    Topic, WireId,
 };
 
 use crate::config::Config;
@@ -520,11 +521,7 @@ impl Hub {
             subscribers: entry.map_or(0, |e| e.subscribers.len()),
             last_event_id: entry.and_then(|e| {
                 let (id, custom) = e.last_id.as_ref()?;
-                Some(
-                    custom
-                        .as_ref()
-                        .map_or_else(|| id.to_string(), |c| c.as_str().to_owned()),
-                )
+                Some(wire_id_text(*id, custom.as_ref()))
             }),
             closed: entry.is_some_and(|e| e.closed),
         }

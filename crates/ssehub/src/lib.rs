@@ -36,8 +36,8 @@ pub use tls::{TlsConfig, TlsError};
 
 /// How often the hub ends streams whose token has expired.
 const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);
-/// Every this many expiry ticks the hub forgets topics with neither subscribers nor history.
-const TOPIC_SWEEP_TICKS: u64 = 30;
+/// How often the hub forgets topics with neither subscribers nor history.
+const TOPIC_SWEEP: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves the hub on `listener` until `shutdown` resolves, then ends every stream and
 /// returns once connections are closed or the configured grace period has passed.
@@ -65,16 +65,20 @@ pub async fn serve(
         // Token expiry: one tick a second for the whole hub. A stream ends up to one tick
         // before its deadline, never after.
         let mut timer = tokio::time::interval(EXPIRY_TICK);
-        let mut ticks = 0u64;
         loop {
             timer.tick().await;
             h.expire(auth::now_ms(), EXPIRY_TICK.as_millis() as u64);
-            ticks += 1;
-            if ticks.is_multiple_of(TOPIC_SWEEP_TICKS) {
-                let forgotten = h.forget_idle_topics();
-                if forgotten > 0 {
-                    tracing::debug!(forgotten, "forgot topics without subscribers or history");
-                }
+        }
+    });
+    let h = hub.clone();
+    background.spawn(async move {
+        let mut timer = tokio::time::interval(TOPIC_SWEEP);
+        timer.tick().await;
+        loop {
+            timer.tick().await;
+            let forgotten = h.forget_idle_topics();
+            if forgotten > 0 {
+                tracing::debug!(forgotten, "forgot topics without subscribers or history");
             }
         }
     });
