@@ -14,3 +14,4 @@ else
   cargo test --workspace --no-fail-fast
 fi
 SSEHUB_BIN=target/debug/ssehub bash e2e/run.sh
+bash clients/python/run-tests.sh
