@@ -187,3 +187,48 @@ def test_jwt_subscribe(start_hub):
         events = take(collect(client.subscribe("news", last_event_id="0-0"), 3), 3)
         assert events[0].is_reset
         assert [e.data for e in events[1:]] == ["public", "secret stuff"]
+
+
+def test_retry_from_hub_is_adopted_and_backoff_grows(hub):
+    from ssehub.client import _Backoff
+
+    with Client(hub.url) as client:
+        sub = client.subscribe("b")
+        q = collect(sub, 1)
+        hub.wait_subscribers("b")
+        client.publish("b", "x")
+        take(q, 1)
+        assert 100 <= sub._backoff.retry_ms <= 110  # --retry 100 plus the hub's jitter
+    backoff = _Backoff(max_delay=2.0)
+    backoff.retry_ms = 100
+    assert 0.1 <= backoff.delay() <= 0.125
+    backoff.failures = 3
+    assert 0.8 <= backoff.delay() <= 1.0
+    backoff.failures = 10
+    assert 2.0 <= backoff.delay() <= 2.5  # capped at max_delay
+    backoff.retry_ms = 5000
+    assert 5.0 <= backoff.delay() <= 6.25  # never below the hub's retry
+    assert 7.0 <= backoff.delay(at_least=7.0) <= 8.75  # Retry-After
+
+
+def test_subscribe_before_the_hub_is_up(start_hub, tmp_path):
+    hub = start_hub("--data-dir", str(tmp_path / "d"), "--retry", "100")
+    hub.kill()
+    with Client(hub.url) as client:
+        sub = client.subscribe("late", max_delay=0.5)
+        q = collect(sub, 1)
+        time.sleep(0.5)  # a few refused connections
+        hub.start()
+        hub.wait_subscribers("late")
+        sent = client.publish("late", "finally")
+        assert take(q, 1)[0].id == sent["id"]
+
+
+def test_close_from_another_thread_ends_iteration(hub):
+    with Client(hub.url) as client:
+        sub = client.subscribe("idle")
+        done = threading.Event()
+        threading.Thread(target=lambda: (list(sub), done.set()), daemon=True).start()
+        hub.wait_subscribers("idle")
+        sub.close()
+        assert done.wait(5), "close() did not end the blocked iteration"

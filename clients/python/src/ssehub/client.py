@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +118,8 @@ class _Backoff:
 
     def delay(self, at_least: Optional[float] = None) -> float:
         base = self.retry_ms / 1000.0
+        if self.failures:
+            base = max(base, 0.05)  # a retry: 0 must not become a busy loop on failures
         delay = max(base, min(self.max_delay, base * (2 ** min(self.failures, 16))))
         if at_least is not None:
             delay = max(delay, at_least)
@@ -203,9 +206,14 @@ class Subscription(_SubscriptionBase):
         with self._lock:
             response = self._response
         if response is not None:
+            # Closing a response does not wake a read blocked in another thread; shutting
+            # the socket down does.
             try:
-                response.close()
-            except Exception:  # closing from another thread may race the reader
+                stream = response.extensions.get("network_stream")
+                sock = stream.get_extra_info("socket") if stream is not None else None
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
                 pass
 
     def __iter__(self) -> Iterator[Event]:
