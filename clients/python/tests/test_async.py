@@ -90,3 +90,19 @@ def test_async_jwt(start_hub):
             assert (await client.publish("news", "x"))["id"]
 
     asyncio.run(main())
+
+
+def test_async_cancel_a_waiting_subscription(hub):
+    async def main():
+        async with AsyncClient(hub.url) as client:
+            reader = asyncio.create_task(take(client.subscribe("idle"), 1))
+            await wait_subscribers(client, "idle")
+            reader.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reader
+            deadline = time.monotonic() + 10
+            while (await client.topic("idle"))["subscribers"]:
+                assert time.monotonic() < deadline, "the stream was not closed"
+                await asyncio.sleep(0.02)
+
+    asyncio.run(main())

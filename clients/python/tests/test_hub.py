@@ -232,3 +232,18 @@ def test_close_from_another_thread_ends_iteration(hub):
         hub.wait_subscribers("idle")
         sub.close()
         assert done.wait(5), "close() did not end the blocked iteration"
+
+
+def test_silent_connection_is_reconnected_after_read_timeout(start_hub):
+    hub = start_hub("--memory", "--retry", "50", "--heartbeat", "60")
+    with Client(hub.url, read_timeout=0.3) as client:
+        sub = client.subscribe("quiet")
+        q = collect(sub, 1)
+        hub.wait_subscribers("quiet")
+        deadline = time.monotonic() + 10
+        while sub.connections < 3:  # each 0.3 s without a byte ends in a reconnect
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        hub.wait_subscribers("quiet")
+        sent = client.publish("quiet", "still here")
+        assert take(q, 1)[0].id == sent["id"]
