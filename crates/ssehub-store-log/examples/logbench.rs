@@ -3,7 +3,9 @@
 //! pages of 1000, and the time to reopen a store holding 1M events.
 //!
 //! `cargo run --release -p ssehub-store-log --example logbench [-- --quick] [--dir D]`
-//! (`--replay-only` fills 100k events once and replays them 20 times, for a profiler).
+//! (`--replay-only` fills 100k events once and replays them 20 times, for a profiler;
+//! `--group-commit` compares `always`, the default `batch` and the old 2 ms batch window for a
+//! sequential publisher (rate, p50/p99), 1..64 threads and 1..1024 `on_durable` in flight).
 //! Each publish figure runs for about a second. Events carry one topic and 100 bytes.
 
 use std::io::Write;
@@ -159,6 +161,69 @@ fn fsync_latency(base: &Path) -> Duration {
     times[times.len() / 2]
 }
 
+/// One thread appends and waits for each event in turn for about `run`: events/s, and the
+/// p50 and p99 of one publish (append + `wait_durable`) in microseconds.
+fn sequential(base: &Path, sync: SyncMode, run: Duration) -> (f64, f64, f64) {
+    let dir = Scratch::new(base, "sequential");
+    let store = LogStore::open(&dir.0, options(sync)).expect("open");
+    let mut lat = Vec::new();
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < run {
+        let t = Instant::now();
+        let e = store.append(event(n)).expect("append");
+        store.wait_durable(e.id).expect("durable");
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        n += 1;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    lat.sort_by(f64::total_cmp);
+    let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    (rate, at(0.5), at(0.99))
+}
+
+/// `--group-commit`: always, the default batch (leader-follower) and the old fixed 2 ms
+/// window side by side: a sequential publisher (rate, p50, p99), threads 1..64 each waiting
+/// on its own publish, and 1..1024 publishes in flight through `on_durable`.
+fn group_commit(base: &Path, run: Duration) {
+    let modes = [
+        ("always", SyncMode::Always),
+        ("batch", SyncMode::default()),
+        (
+            "window2ms",
+            SyncMode::Batch {
+                max_delay: Duration::from_millis(2),
+                max_events: 256,
+            },
+        ),
+    ];
+    say("sequential publisher: append + wait_durable, one at a time");
+    for (name, sync) in modes {
+        let (rate, p50, p99) = sequential(base, sync, run);
+        say(&format!(
+            "  sync={name:<9} {rate:>9.0} events/s  p50 {p50:>7.0} us  p99 {p99:>7.0} us"
+        ));
+    }
+    say("threads, each append + wait_durable, events/s");
+    for publishers in [1, 4, 16, 64] {
+        let mut line = format!("  threads={publishers:<4}");
+        for (name, sync) in modes {
+            let rate = publish(base, sync, publishers, run);
+            line.push_str(&format!(" {name}={rate:<9.0}"));
+        }
+        say(&line);
+    }
+    say("one thread, append + on_durable, N in flight, events/s");
+    for in_flight in [1, 4, 16, 64, 256, 1024] {
+        let mut line = format!("  in_flight={in_flight:<5}");
+        for (name, sync) in modes {
+            let rate = publish_callbacks(base, sync, in_flight, run);
+            line.push_str(&format!(" {name}={rate:<9.0}"));
+        }
+        say(&line);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -187,6 +252,14 @@ fn main() {
     } else {
         Duration::from_secs(1)
     };
+    if args.iter().any(|a| a == "--group-commit") {
+        say(&format!(
+            "log store group commit bench in {}",
+            base.display()
+        ));
+        group_commit(&base, run);
+        return;
+    }
     let batch = SyncMode::default();
     let modes = [
         ("always", SyncMode::Always),

@@ -19,9 +19,12 @@
 //!
 //! [`SyncMode`] says what [`Store::wait_durable`] waits for. Appends write each record to
 //! the operating system at once (so a `kill -9` of the process loses nothing written); an
-//! fsync makes it survive a power loss. With [`SyncMode::Batch`] a background thread fsyncs
-//! at most every `max_delay` or `max_events` (group commit) and `wait_durable` waits for the
-//! fsync that covers the event.
+//! fsync makes it survive a power loss. With the default [`SyncMode::Batch`] (no window) the
+//! group commit is leader-follower: a waiter whose event no fsync covers and that finds no
+//! fsync running runs one at once; events appended while it runs go into the next one, which
+//! starts as soon as it ends. With a `max_delay` window a background thread fsyncs at most
+//! every `max_delay` or `max_events`. Either way `wait_durable` waits for the fsync that
+//! covers the event.
 //!
 //! # Recovery
 //!
@@ -71,6 +74,9 @@ pub const MAX_PAGE_BYTES: u64 = 8 << 20;
 
 /// How often the background thread applies age retention to an idle store.
 const AGE_TICK: Duration = Duration::from_secs(1);
+/// How long the background thread lets a write nobody waits for stay unsynced under
+/// leader-follower group commit (checked when it wakes, at least every [`AGE_TICK`]).
+const UNATTENDED_SYNC: Duration = Duration::from_millis(100);
 /// How far past the clock an id may be for recovery to take it for intact data.
 const CLOCK_SLACK_MS: u64 = 24 * 3600 * 1000;
 
@@ -79,9 +85,18 @@ const CLOCK_SLACK_MS: u64 = 24 * 3600 * 1000;
 pub enum SyncMode {
     /// `wait_durable` fsyncs before it returns; concurrent callers share one fsync.
     Always,
-    /// Group commit: a background thread fsyncs when `max_delay` has passed since the first
-    /// unsynced append, or when `max_events` appends are waiting, whichever comes first;
-    /// `wait_durable` blocks until the fsync covering its event is done.
+    /// Group commit; `wait_durable` blocks until the fsync covering its event is done.
+    ///
+    /// With `max_delay` zero (the default) it is leader-follower: the first waiter (or, for
+    /// [`LogStore::on_durable`], the background thread) fsyncs at once, events that arrive
+    /// while that fsync runs share the next one, which starts as soon as it ends; nothing
+    /// waits for a window, so a lone publisher costs one fsync, as under `Always`. An append
+    /// nobody waits for is fsynced by the next fsync, or by the background thread within
+    /// about a second. `max_events` is unused then.
+    ///
+    /// With `max_delay` above zero a background thread fsyncs when `max_delay` has passed
+    /// since the first unsynced append, or when `max_events` appends are waiting, whichever
+    /// comes first (a fixed window: it costs a sequential publisher `max_delay` per event).
     Batch {
         max_delay: Duration,
         max_events: usize,
@@ -92,10 +107,11 @@ pub enum SyncMode {
 }
 
 impl Default for SyncMode {
-    /// `Batch { max_delay: 2 ms, max_events: 256 }`: see NOTES.md for the measurements.
+    /// `Batch { max_delay: 0, max_events: 256 }` (leader-follower group commit): see
+    /// NOTES.md for the measurements.
     fn default() -> Self {
         SyncMode::Batch {
-            max_delay: Duration::from_millis(2),
+            max_delay: Duration::ZERO,
             max_events: 256,
         }
     }
@@ -230,6 +246,9 @@ struct SyncState {
     callbacks: Vec<(EventId, DurableCallback)>,
     /// The background thread sleeps on `wake` and needs a notification for new work.
     worker_idle: bool,
+    /// Times a `wait_durable` caller slept while no fsync was running (waiting for a
+    /// batch window to close). Never happens without a window.
+    idle_waits: u64,
     failed: Option<String>,
     shutdown: bool,
 }
@@ -468,6 +487,7 @@ impl LogStore {
                 target: last,
                 callbacks: Vec::new(),
                 worker_idle: false,
+                idle_waits: 0,
                 failed: None,
                 shutdown: false,
             }),
@@ -573,10 +593,17 @@ impl LogStore {
             return done(Ok(()));
         }
         s.callbacks.push((id, Box::new(done)));
-        if inner.sync_mode == SyncMode::Always && s.worker_idle {
+        if inner.leads() && s.worker_idle {
             s.worker_idle = false;
             inner.wake.notify_one();
         }
+    }
+
+    /// How many times a `wait_durable` caller slept while no fsync was running, i.e. waited
+    /// for a batch window rather than for an fsync. For tests.
+    #[doc(hidden)]
+    pub fn idle_waits(&self) -> u64 {
+        lock(&self.inner.sync).idle_waits
     }
 
     /// The last error of background maintenance (writing the meta file, deleting a segment),
@@ -596,6 +623,16 @@ fn predecessor(id: EventId) -> EventId {
 }
 
 impl Inner {
+    /// Whether fsyncs start as soon as someone waits (no batch window): `Always`, and
+    /// `Batch` with a zero `max_delay` (leader-follower group commit).
+    fn leads(&self) -> bool {
+        match self.sync_mode {
+            SyncMode::Always => true,
+            SyncMode::Batch { max_delay, .. } => max_delay.is_zero(),
+            SyncMode::Never => false,
+        }
+    }
+
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -826,8 +863,8 @@ impl Inner {
             Ok(()) => {
                 s.durable = s.durable.max(target);
                 self.synced[(n % 2) as usize].notify_all();
-                if self.sync_mode == SyncMode::Always {
-                    // Under `Always` a waiter runs the next fsync: wake one of those that
+                if self.leads() {
+                    // Without a window a waiter runs the next fsync: wake one of those that
                     // this one did not cover; the rest sleep until that one ends.
                     self.synced[((n + 1) % 2) as usize].notify_one();
                 }
@@ -878,6 +915,15 @@ impl Inner {
             let mut timeout = if ages { next_age_trim - now } else { AGE_TICK };
             if s.written > s.durable && !s.syncing && s.failed.is_none() {
                 let due = match self.sync_mode {
+                    // Leader-follower: waiters fsync themselves; callbacks are served here at
+                    // once, and writes nobody waits for at the latest at the next tick.
+                    SyncMode::Batch { max_delay, .. } if max_delay.is_zero() => {
+                        Some(if s.callbacks.is_empty() {
+                            s.first_pending.map_or(now, |t| t + UNATTENDED_SYNC)
+                        } else {
+                            now
+                        })
+                    }
                     SyncMode::Batch {
                         max_delay,
                         max_events,
@@ -1017,8 +1063,13 @@ impl Store for LogStore {
                 if first {
                     s.first_pending = Some(Instant::now());
                 }
-                if let SyncMode::Batch { max_events, .. } = inner.sync_mode {
-                    if (first || s.pending == max_events) && s.worker_idle {
+                if let SyncMode::Batch {
+                    max_events,
+                    max_delay,
+                } = inner.sync_mode
+                {
+                    // Without a window the waiters (or `on_durable`) start the fsync.
+                    if !max_delay.is_zero() && (first || s.pending == max_events) && s.worker_idle {
                         s.worker_idle = false;
                         inner.wake.notify_one();
                     }
@@ -1128,6 +1179,7 @@ impl Store for LogStore {
         match inner.sync_mode {
             SyncMode::Never => Ok(()),
             SyncMode::Always => inner.sync_through(id),
+            SyncMode::Batch { max_delay, .. } if max_delay.is_zero() => inner.sync_through(id),
             SyncMode::Batch { .. } => {
                 let mut s = lock(&inner.sync);
                 loop {
@@ -1140,6 +1192,9 @@ impl Store for LogStore {
                     if s.shutdown {
                         drop(s);
                         return inner.sync_through(id);
+                    }
+                    if !s.syncing {
+                        s.idle_waits += 1;
                     }
                     s = inner.wait_for_sync(s, id);
                 }

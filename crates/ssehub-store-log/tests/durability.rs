@@ -171,3 +171,32 @@ fn pending_callbacks_are_called_when_the_store_closes() {
         .recv_timeout(Duration::from_secs(5))
         .expect("called at close"));
 }
+
+#[test]
+fn default_batch_never_waits_for_a_window() {
+    // Leader-follower group commit: a sequential publisher's wait starts its fsync at once
+    // instead of sleeping until a window closes (which cost ~2 ms per publish before).
+    let dir = TempDir::new("batch-leader");
+    let store = open(
+        dir.path(),
+        options(no_retention(), SyncMode::default(), 1 << 20),
+    );
+    for i in 0..50 {
+        let id = append(&store, &i.to_string());
+        store.wait_durable(id).unwrap();
+    }
+    assert_eq!(store.idle_waits(), 0, "no wait without an fsync running");
+
+    // The counter does see a window: with one, each lone wait sleeps until it closes.
+    let dir = TempDir::new("batch-window");
+    let sync = SyncMode::Batch {
+        max_delay: Duration::from_millis(100),
+        max_events: 256,
+    };
+    let store = open(dir.path(), options(no_retention(), sync, 1 << 20));
+    for i in 0..3 {
+        let id = append(&store, &i.to_string());
+        store.wait_durable(id).unwrap();
+    }
+    assert!(store.idle_waits() >= 3, "{}", store.idle_waits());
+}
