@@ -1,7 +1,6 @@
 //! The built-in page, `--public-dir`, the demo publishers, health and metrics.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use ssehub::Config;
 
@@ -71,46 +70,65 @@ async fn public_dir_replaces_the_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_publishes_the_seed_examples() {
+async fn demo_publishes_the_seed_examples_in_their_wire_shapes() {
     let hub = TestHub::with_config(Config {
         demo: true,
         ..Config::default()
     })
     .await;
-    let mut sse = hub
-        .subscribe("/events?topic=clock,counter,random,analytics,ticker", &[])
-        .await;
-    let mut names: HashSet<String> = HashSet::new();
-    let wanted = ["current-date", "counter", "random", "analytics"];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
-    while !wanted.iter().all(|w| names.contains(*w))
-        || !names
-            .iter()
-            .any(|n: &String| ["news", "weather", "stock"].contains(&n.as_str()))
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "demo events seen: {names:?}"
-        );
-        let e = sse.event().await;
+    // One stream per source, all opened first so that every one is filling while the
+    // others are read.
+    let mut counter = hub.subscribe("/events/counter", &[]).await;
+    let mut random = hub.subscribe("/events/random", &[]).await;
+    let mut analytics = hub.subscribe("/events/analytics", &[]).await;
+    let mut clock = hub.subscribe("/events/clock", &[]).await;
+    let mut ticker = hub.subscribe("/events/ticker", &[]).await;
+    let mut weather = hub.subscribe("/events?topic=ticker/weather", &[]).await;
+
+    // Seeds 002 and 003: the counter and the random number are unnamed messages.
+    let first = counter.event().await;
+    let second = counter.event().await;
+    assert_eq!(first.event, "message", "{first:?}");
+    assert_eq!(
+        second.data.parse::<u64>().unwrap(),
+        first.data.parse::<u64>().unwrap() + 1,
+        "the counter counts"
+    );
+    let r = random.event().await;
+    assert_eq!(r.event, "message", "{r:?}");
+    assert!(
+        (1..=1000).contains(&r.data.parse::<u32>().unwrap()),
+        "{r:?}"
+    );
+    // Seed 001: analytics, an unnamed JSON object with the article's fields.
+    let a = analytics.event().await;
+    assert_eq!(a.event, "message", "{a:?}");
+    let v: serde_json::Value = serde_json::from_str(&a.data).unwrap();
+    assert!(v["activeUsers"].as_u64().unwrap() >= 1, "counts us: {v}");
+    assert!(v["requests"].is_u64() && v["uptime"].is_number(), "{v}");
+    // Seed 000: current-date every 5 s.
+    let c = clock.event().await;
+    assert_eq!(c.event, "current-date");
+    assert!(c.data.ends_with('Z') && c.data.len() == 20, "{c:?}");
+    // Seed 003: news as text, weather and stock as JSON objects, on one stream.
+    let mut names = HashSet::new();
+    while names.len() < 3 {
+        let e = ticker.event().await;
         match e.event.as_str() {
-            "counter" => assert!(e.data.parse::<u64>().is_ok(), "{e:?}"),
-            "random" => assert!(
-                (1..=1000).contains(&e.data.parse::<u32>().unwrap()),
-                "{e:?}"
-            ),
-            "analytics" => {
+            "news" => assert!(serde_json::from_str::<serde_json::Value>(&e.data).is_err()),
+            "weather" | "stock" => {
                 let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
-                assert!(
-                    v["connections"].as_u64().unwrap() >= 1,
-                    "analytics counts this subscriber: {v}"
-                );
+                assert!(v.is_object(), "{e:?}");
             }
-            "current-date" => assert!(e.data.ends_with('Z') && e.data.len() == 20, "{e:?}"),
-            _ => {}
+            other => panic!("unexpected ticker event {other}"),
         }
         names.insert(e.event);
     }
+    // One channel per type: only weather on ticker/weather.
+    let w = weather.event().await;
+    assert_eq!(w.event, "weather", "{w:?}");
+    let v: serde_json::Value = serde_json::from_str(&w.data).unwrap();
+    assert!(v["temperature"].is_string() && v["wind"].is_string(), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
