@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 fn publish(hub: &Arc<Hub>, topics: &[&'static str], event: Option<&str>, data: String) {
     let topics = topics
         .iter()
-        .map(|t| Topic::new(*t).expect("demo topic"))
+        .map(|t| Topic::new(t).expect("demo topic"))
         .collect();
     let mut new = NewEvent::new(topics, data);
     new.name = event.map(|e| EventName::new(e).expect("demo event name"));

@@ -75,6 +75,9 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/.well-known/mercure/subscriptions/{a}/{b}/{c}",
             get(mercure::subscriptions_three),
         );
+    if hub.config.demo {
+        router = seed_routes(router);
+    }
     router = match &hub.config.public_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router.route("/", get(|| async { Html(PAGE) })),
@@ -85,6 +88,35 @@ pub fn router(hub: Arc<Hub>) -> Router {
         None => router,
     };
     router.with_state(hub)
+}
+
+/// `--demo`: the seed articles' subscribe URLs beside the native API (none of them is a
+/// native path). Seed 001's bare `/events` and its publish calls are not here yet.
+fn seed_routes(router: Router<Arc<Hub>>) -> Router<Arc<Hub>> {
+    use axum::extract::{ConnectInfo, RawQuery, State};
+    use axum::http::HeaderMap;
+    use std::net::SocketAddr;
+    let mut router = router
+        .route("/latest", get(subscribe::seed_latest))
+        .route("/latest/{type}", get(subscribe::seed_latest_one));
+    for (path, topic) in [
+        ("/subscribe", "clock"),
+        ("/random", "random"),
+        ("/analytics", "analytics"),
+    ] {
+        router = router.route(
+            path,
+            get(
+                move |State(hub): State<Arc<Hub>>,
+                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                      RawQuery(query): RawQuery,
+                      headers: HeaderMap| {
+                    subscribe::seed_fixed(topic, hub, peer, query, headers)
+                },
+            ),
+        );
+    }
+    router
 }
 
 /// The CORS headers for a stream answered outside axum (see `server.rs`); the same grants

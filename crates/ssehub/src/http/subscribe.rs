@@ -60,6 +60,63 @@ pub async fn events_topic(
     prepare(&hub, peer, Some(&topic), query.as_deref(), &headers).map(into_response)
 }
 
+/// `--demo`: one of the seed articles' own subscribe URLs (`/subscribe` for seed 000,
+/// `/analytics` for 001, `/random` for 003), the native stream of its demo topic.
+pub async fn seed_fixed(
+    topic: &'static str,
+    hub: Arc<Hub>,
+    peer: SocketAddr,
+    query: Option<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    prepare(&hub, peer, Some(topic), query.as_deref(), &headers).map(into_response)
+}
+
+/// `--demo`: seed 003's one URL per channel, `/latest/{type}` (`news`, `weather`,
+/// `stockprice`), the ticker's channel `ticker/{type}`.
+pub async fn seed_latest_one(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(kind): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let topic = format!("ticker/{kind}");
+    prepare(&hub, peer, Some(&topic), query.as_deref(), &headers).map(into_response)
+}
+
+/// `--demo`: seed 003's one endpoint with a filter, `/latest?type=news,weather,stockprice`:
+/// each type is the ticker's channel `ticker/{type}`; other parameters (`lastEventId`)
+/// pass through.
+pub async fn seed_latest(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let pairs = form::parse(query.unwrap_or_default().as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let mut native = String::new();
+    for (name, value) in &pairs {
+        let (name, values): (&str, Vec<String>) = if name == "type" {
+            let channels = value.split(',').map(|t| format!("ticker/{t}")).collect();
+            ("topic", channels)
+        } else {
+            (name, vec![value.clone()])
+        };
+        for value in values {
+            if !native.is_empty() {
+                native.push('&');
+            }
+            native.push_str(&utf8_percent_encode(name, NON_ALPHANUMERIC).to_string());
+            native.push('=');
+            native.push_str(&utf8_percent_encode(&value, NON_ALPHANUMERIC).to_string());
+        }
+    }
+    prepare(&hub, peer, None, Some(&native), &headers).map(into_response)
+}
+
 fn into_response(opened: Opened) -> Response {
     match opened {
         Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
