@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
-use ssehub::{Config, CorsOrigins, TlsConfig, TlsError};
+use ssehub::{Config, CorsOrigins, RouteSpec, Routes, TlsConfig, TlsError};
 use ssehub_core::{Retention, TopicPattern};
 use ssehub_store_log::SyncMode;
 
@@ -153,6 +153,9 @@ pub struct Layer {
         value_parser = parse_retain_rule
     )]
     pub retain: Option<Vec<RetainRule>>,
+    /// Route aliases, `[[route]]` tables of the file only (docs/routes.md).
+    #[arg(skip)]
+    pub route: Option<Vec<RouteSpec>>,
 }
 
 /// One retention rule: a `[[retain]]` table of the file, or a `--retain` flag. A limit left
@@ -316,7 +319,7 @@ fn under(top: Layer, below: Layer) -> Layer {
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime, tls_cert,
-        tls_key, retain)
+        tls_key, retain, route)
 }
 
 /// Parses a TOML layer, naming the file in errors.
@@ -419,6 +422,7 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         }
     }
     let tls = tls(layer.tls_cert, layer.tls_key)?;
+    let routes = Routes::compile(&layer.route.unwrap_or_default()).map_err(anyhow::Error::msg)?;
     let hub = Config {
         listen,
         heartbeat: Duration::from_secs(positive(layer.heartbeat, "heartbeat")?),
@@ -454,6 +458,7 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         mercure_subscriptions: auth.subscriptions,
         stream_lifetime: auth.stream_lifetime,
         tls,
+        routes,
     };
     let listen_backlog = u32::try_from(positive(layer.listen_backlog, "listen_backlog")?)
         .map_err(|_| anyhow::anyhow!("listen_backlog: at most {}", u32::MAX))?;
@@ -504,6 +509,56 @@ mod tests {
         assert!(
             matches!(settings.store, StoreChoice::Log { ref dir, sync: SyncMode::Batch { .. }, .. } if dir.as_os_str() == "./ssehub-data")
         );
+    }
+
+    #[test]
+    fn route_tables_are_read_from_the_file_and_checked() {
+        let file = parse_file(
+            r#"
+memory = true
+
+[[route]]
+path = "/events/:userId"
+topics = ["user/{userId}"]
+welcome = [{ data = "Connected" }]
+
+[[route]]
+path = "/broadcast"
+method = "POST"
+topics = ["broadcast"]
+data = "{message}"
+reply = '{"sent": {delivered}}'
+"#,
+            "test",
+        )
+        .unwrap();
+        let settings = resolve(Layer::default(), Some(file)).unwrap();
+        let paths: Vec<&str> = settings
+            .hub
+            .routes
+            .list
+            .iter()
+            .map(|r| r.axum_path.as_str())
+            .collect();
+        assert_eq!(paths, ["/events/{p1}", "/broadcast"]);
+
+        let bad = parse_file(
+            "[[route]]\npath = \"/notify\"\nmethod = \"POST\"\ntopics = [\"n\"]\nreply = \"{nope}\"\n",
+            "test",
+        )
+        .unwrap();
+        let error = resolve(Layer::default(), Some(bad))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("route 1 (\"/notify\"): reply:"),
+            "{error}"
+        );
+        let unknown = parse_file(
+            "[[route]]\npath = \"/a\"\ntopics = [\"a\"]\ntopic = \"b\"\n",
+            "test",
+        );
+        assert!(format!("{:#}", unknown.unwrap_err()).contains("unknown field `topic`"));
     }
 
     #[test]

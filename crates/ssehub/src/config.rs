@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::Verifier;
+use crate::routes::Routes;
 use crate::tls::TlsConfig;
 
 /// Which cross-origin pages may use the hub.
@@ -101,6 +102,8 @@ pub struct Config {
     pub stream_lifetime: Option<Duration>,
     /// Serve TLS (ALPN `h2` and `http/1.1`) instead of plain HTTP on the listener.
     pub tls: Option<TlsConfig>,
+    /// Route aliases (`[[route]]`): legacy URLs mapped onto topics.
+    pub routes: Routes,
 }
 
 impl Default for Config {
@@ -131,6 +134,7 @@ impl Default for Config {
             mercure_subscriptions: false,
             stream_lifetime: None,
             tls: None,
+            routes: Routes::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ use ssehub_core::{
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::{CloseReason, Outbox};
+use crate::routes::Routes;
 use crate::selection::Selection;
 
 /// The name of the presence events a subscriber asks for with `presence=1`.
@@ -46,6 +47,11 @@ pub trait Engine: Send + Sync + 'static {
         let _ = topic;
         0
     }
+
+    /// Nodes of the cluster alive as last seen, this one included (`None`: not known).
+    fn nodes(&self) -> Option<usize> {
+        None
+    }
 }
 
 pub struct Hub {
@@ -53,6 +59,8 @@ pub struct Hub {
     pub store: Arc<dyn Store>,
     engine: OnceLock<Arc<dyn Engine>>,
     pub metrics: Metrics,
+    /// The route aliases in force: the config's, and with `demo` the seed articles'.
+    pub routes: Routes,
     state: Mutex<State>,
     next_subscriber: AtomicU64,
     heartbeat: Bytes,
@@ -163,7 +171,13 @@ impl Hub {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Arc<Hub> {
         let mut heartbeat = Vec::new();
         encode_comment("heartbeat", &mut heartbeat);
+        let routes = if config.demo {
+            config.routes.clone().with_demo()
+        } else {
+            config.routes.clone()
+        };
         Arc::new(Hub {
+            routes,
             config,
             store,
             engine: OnceLock::new(),
@@ -457,6 +471,17 @@ impl Hub {
         for sub in state.subscribers.values() {
             sub.outbox.close(CloseReason::Shutdown);
         }
+    }
+
+    /// True once [`Hub::shutdown`] has run: streams outside the subscriber tables (the
+    /// stats stream) end when they see it.
+    pub fn is_shutting_down(&self) -> bool {
+        self.lock().shutting_down
+    }
+
+    /// Nodes in the cluster as the engine last saw them; `None` without a cluster engine.
+    pub fn cluster_nodes(&self) -> Option<usize> {
+        self.engine.get().and_then(|e| e.nodes())
     }
 
     pub fn is_closed(&self, topic: &Topic) -> bool {

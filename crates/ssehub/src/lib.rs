@@ -14,6 +14,7 @@ mod hub;
 mod mercure;
 mod metrics;
 mod outbox;
+mod routes;
 mod selection;
 mod server;
 mod stream;
@@ -31,6 +32,7 @@ pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT}
 /// JWS algorithms, for the allow-list.
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 pub use metrics::Metrics;
+pub use routes::{RouteSpec, Routes, WelcomeSpec};
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
 pub use tls::{TlsConfig, TlsError};
 

@@ -431,6 +431,10 @@ pub(crate) fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Op
         Some((path, query)) => (path, Some(query)),
         None => (target, None),
     };
+    if !hub.routes.is_empty() && hub.routes.claims_get(path, query) {
+        // A route alias on a native path: the router serves it.
+        return None;
+    }
     let path_topic = match path.strip_prefix("/events") {
         Some("") => None,
         Some(rest) => {

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, CORS, the built-in page. Handlers decode, call the hub, encode.
 
+mod alias;
 mod error;
 mod publish;
 mod rate;
@@ -35,7 +36,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
     // Every publishing route (POST, DELETE) goes through the per-address rate limit.
     let limit = rate::PublishRate::new(&hub);
     let limited = |style, route| rate::PublishRate::wrap(&limit, style, route);
-    let mut router = Router::new()
+    let mut router: Router<Arc<Hub>> = Router::new()
         .route("/events", get(subscribe::events))
         .route("/events/{topic}", get(subscribe::events_topic))
         .route(
@@ -75,48 +76,20 @@ pub fn router(hub: Arc<Hub>) -> Router {
             "/.well-known/mercure/subscriptions/{a}/{b}/{c}",
             get(mercure::subscriptions_three),
         );
-    if hub.config.demo {
-        router = seed_routes(router);
-    }
     router = match &hub.config.public_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router.route("/", get(|| async { Html(PAGE) })),
     };
+    // Route aliases go first; the native API serves whatever they do not claim.
+    if !hub.routes.is_empty() {
+        router = alias::router(&hub, &limit).fallback_service(router.with_state(hub.clone()));
+    }
     let router = router.layer(DefaultBodyLimit::max(hub.config.max_payload));
     let router = match cors(&hub.config.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
     };
     router.with_state(hub)
-}
-
-/// `--demo`: the seed articles' subscribe URLs beside the native API (none of them is a
-/// native path). Seed 001's bare `/events` and its publish calls are not here yet.
-fn seed_routes(router: Router<Arc<Hub>>) -> Router<Arc<Hub>> {
-    use axum::extract::{ConnectInfo, RawQuery, State};
-    use axum::http::HeaderMap;
-    use std::net::SocketAddr;
-    let mut router = router
-        .route("/latest", get(subscribe::seed_latest))
-        .route("/latest/{type}", get(subscribe::seed_latest_one));
-    for (path, topic) in [
-        ("/subscribe", "clock"),
-        ("/random", "random"),
-        ("/analytics", "analytics"),
-    ] {
-        router = router.route(
-            path,
-            get(
-                move |State(hub): State<Arc<Hub>>,
-                      ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                      RawQuery(query): RawQuery,
-                      headers: HeaderMap| {
-                    subscribe::seed_fixed(topic, hub, peer, query, headers)
-                },
-            ),
-        );
-    }
-    router
 }
 
 /// The CORS headers for a stream answered outside axum (see `server.rs`); the same grants

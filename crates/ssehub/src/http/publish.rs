@@ -76,14 +76,18 @@ pub async fn close_topic(
 }
 
 async fn publish_event(hub: &Arc<Hub>, new: NewEvent) -> Result<Json<Published>, ApiError> {
-    let published = hub.publish(new).await.map_err(|e| match e {
+    publish_new(hub, new).await.map(Json)
+}
+
+/// Publishes `new`, a store failure worded for the client.
+pub(crate) async fn publish_new(hub: &Arc<Hub>, new: NewEvent) -> Result<Published, ApiError> {
+    hub.publish(new).await.map_err(|e| match e {
         StoreError::Unavailable(why) => {
             tracing::warn!(%why, "publish refused: store unavailable");
             ApiError::unavailable("the event store is unavailable; nothing was published", 1)
         }
         other => ApiError::internal(&other),
-    })?;
-    Ok(Json(published))
+    })
 }
 
 pub fn parse_topic(name: &str) -> Result<Topic, ApiError> {
@@ -91,7 +95,10 @@ pub fn parse_topic(name: &str) -> Result<Topic, ApiError> {
 }
 
 /// The request body, or the 413 (over `max_payload`) or 400 that reading it gave.
-fn body_bytes(hub: &Hub, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    hub: &Hub,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(

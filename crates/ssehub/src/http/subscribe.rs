@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ssehub_core::{encode_event, EventId, Frame, Locate, Topic};
+use ssehub_core::{encode_event, wire_id_text, EventId, Frame, Locate, Topic};
 
 use crate::auth::{self, Grants};
 use crate::form;
@@ -60,64 +60,7 @@ pub async fn events_topic(
     prepare(&hub, peer, Some(&topic), query.as_deref(), &headers).map(into_response)
 }
 
-/// `--demo`: one of the seed articles' own subscribe URLs (`/subscribe` for seed 000,
-/// `/analytics` for 001, `/random` for 003), the native stream of its demo topic.
-pub async fn seed_fixed(
-    topic: &'static str,
-    hub: Arc<Hub>,
-    peer: SocketAddr,
-    query: Option<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    prepare(&hub, peer, Some(topic), query.as_deref(), &headers).map(into_response)
-}
-
-/// `--demo`: seed 003's one URL per channel, `/latest/{type}` (`news`, `weather`,
-/// `stockprice`), the ticker's channel `ticker/{type}`.
-pub async fn seed_latest_one(
-    State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(kind): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let topic = format!("ticker/{kind}");
-    prepare(&hub, peer, Some(&topic), query.as_deref(), &headers).map(into_response)
-}
-
-/// `--demo`: seed 003's one endpoint with a filter, `/latest?type=news,weather,stockprice`:
-/// each type is the ticker's channel `ticker/{type}`; other parameters (`lastEventId`)
-/// pass through.
-pub async fn seed_latest(
-    State(hub): State<Arc<Hub>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let pairs = form::parse(query.unwrap_or_default().as_bytes())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let mut native = String::new();
-    for (name, value) in &pairs {
-        let (name, values): (&str, Vec<String>) = if name == "type" {
-            let channels = value.split(',').map(|t| format!("ticker/{t}")).collect();
-            ("topic", channels)
-        } else {
-            (name, vec![value.clone()])
-        };
-        for value in values {
-            if !native.is_empty() {
-                native.push('&');
-            }
-            native.push_str(&utf8_percent_encode(name, NON_ALPHANUMERIC).to_string());
-            native.push('=');
-            native.push_str(&utf8_percent_encode(&value, NON_ALPHANUMERIC).to_string());
-        }
-    }
-    prepare(&hub, peer, None, Some(&native), &headers).map(into_response)
-}
-
-fn into_response(opened: Opened) -> Response {
+pub(crate) fn into_response(opened: Opened) -> Response {
     match opened {
         Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
         Opened::Stream(stream) => {
@@ -147,7 +90,40 @@ pub fn prepare(
     // whose grants open private events; checked before the request is decoded.
     let grants = auth::subscriber(hub, headers, None)?;
     let request = decode(hub, path_topic, query, headers)?;
-    open(hub.clone(), request, grants)
+    open(hub.clone(), request, grants, &Opening::Native)
+}
+
+/// Opens a route alias's stream of `topics` (already checked against `max_topics`), with
+/// the subscriber auth, replay and limits of the native API and the route's opening.
+pub(crate) fn open_route(
+    hub: &Arc<Hub>,
+    topics: Vec<Topic>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    opening: &Opening<'_>,
+) -> Result<Opened, ApiError> {
+    let grants = auth::subscriber(hub, headers, None)?;
+    let pairs = form::parse(query.unwrap_or("").as_bytes())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let query_id = pairs
+        .iter()
+        .find(|(name, _)| name == "lastEventId")
+        .map(|(_, v)| v.clone());
+    let request = Request {
+        topics,
+        last_event_id: last_event_id(headers, query_id),
+        presence: false,
+    };
+    open(hub.clone(), request, grants, opening)
+}
+
+/// The client's `Last-Event-ID` header, else its `lastEventId` query parameter.
+fn last_event_id(headers: &HeaderMap, query_id: Option<String>) -> Option<String> {
+    let header_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    header_id.or(query_id).filter(|id| !id.is_empty())
 }
 
 fn decode(
@@ -196,19 +172,19 @@ fn decode(
             topics.push(topic);
         }
     }
-    let header_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let last_event_id = header_id.or(query_id).filter(|id| !id.is_empty());
     Ok(Request {
         topics,
-        last_event_id,
+        last_event_id: last_event_id(headers, query_id),
         presence,
     })
 }
 
-fn open(hub: Arc<Hub>, request: Request, grants: Option<Grants>) -> Result<Opened, ApiError> {
+fn open(
+    hub: Arc<Hub>,
+    request: Request,
+    grants: Option<Grants>,
+    opening: &Opening<'_>,
+) -> Result<Opened, ApiError> {
     let mut selection = Selection::topics(request.topics);
     if let Some(grants) = &grants {
         selection.private = grants.private_access();
@@ -219,8 +195,23 @@ fn open(hub: Arc<Hub>, request: Request, grants: Option<Grants>) -> Result<Opene
         .last_event_id
         .as_deref()
         .map_or(Cursor::Live, Cursor::After);
-    open_selection(hub, selection, cursor, request.presence)
+    open_with(hub, selection, cursor, request.presence, opening)
 }
+
+/// How a stream opens.
+pub(crate) enum Opening<'a> {
+    /// The native API's: an `: ok` comment, then the hub's `retry` with up to 10 % jitter.
+    Native,
+    /// A route alias's: `retry` as given (0: none; `None`: the hub's), then its welcome
+    /// events, which `welcome` writes given the stream's position as its wire id.
+    Route {
+        retry: Option<u64>,
+        welcome: Option<&'a WriteWelcome<'a>>,
+    },
+}
+
+/// Writes a route's welcome events into the opening, given the stream's position.
+pub(crate) type WriteWelcome<'a> = dyn Fn(&mut Vec<u8>, &str) + 'a;
 
 /// Where a stream's replay starts.
 #[derive(Clone, Copy, Debug)]
@@ -242,11 +233,28 @@ pub fn open_selection(
     cursor: Cursor<'_>,
     presence: bool,
 ) -> Result<Opened, ApiError> {
-    let mut opening = b": ok\n".to_vec();
-    let retry = hub.config.retry.as_millis() as u64;
-    let jitter = fastrand::u64(0..=retry / 10);
-    opening.extend_from_slice(format!("retry: {}\n\n", retry + jitter).as_bytes());
-    let replay_after = match cursor {
+    open_with(hub, selection, cursor, presence, &Opening::Native)
+}
+
+fn open_with(
+    hub: Arc<Hub>,
+    selection: Arc<Selection>,
+    cursor: Cursor<'_>,
+    presence: bool,
+    how: &Opening<'_>,
+) -> Result<Opened, ApiError> {
+    let hub_retry = hub.config.retry.as_millis() as u64;
+    let (mut opening, retry) = match how {
+        Opening::Native => (
+            b": ok\n".to_vec(),
+            hub_retry + fastrand::u64(0..=hub_retry / 10),
+        ),
+        Opening::Route { retry, .. } => (Vec::new(), retry.unwrap_or(hub_retry)),
+    };
+    if retry > 0 {
+        opening.extend_from_slice(format!("retry: {retry}\n\n").as_bytes());
+    }
+    let mut replay_after = match cursor {
         Cursor::Live => None,
         Cursor::Earliest => Some(hub.store.replay_start()),
         Cursor::After(id) => {
@@ -261,6 +269,27 @@ pub fn open_selection(
             }
         }
     };
+    if let Opening::Route {
+        welcome: Some(welcome),
+        ..
+    } = how
+    {
+        // A welcome carries the stream's position: the client's own id when it resumes,
+        // else the head of the history read now, before the subscription is registered,
+        // so an event published in between is replayed after the welcome, not lost.
+        let position = match cursor {
+            Cursor::After(id) => id.to_owned(),
+            Cursor::Live | Cursor::Earliest => {
+                let head = replay_after.unwrap_or_else(|| {
+                    let stats = hub.store.stats();
+                    stats.newest.unwrap_or_else(|| hub.store.floor())
+                });
+                replay_after = Some(head);
+                wire_id_text(head, None)
+            }
+        };
+        welcome(&mut opening, &position);
+    }
     let subscription = match hub.subscribe(selection.clone(), presence) {
         Ok(subscription) => Some(subscription),
         Err(SubscribeError::AllClosed) => {

@@ -13,6 +13,7 @@ mod presence;
 mod publish;
 mod rate;
 mod resume;
+mod routes;
 mod shutdown;
 mod subscribe;
 mod support;

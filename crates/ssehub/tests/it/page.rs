@@ -171,43 +171,6 @@ async fn healthz_and_metrics() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_serves_the_seeds_own_subscribe_urls() {
-    let hub = TestHub::with_config(Config {
-        demo: true,
-        ..Config::default()
-    })
-    .await;
-    // Seed 003's curl: `curl -H Accept:text/event-stream .../random` prints `data: N`.
-    let mut random = hub
-        .subscribe("/random", &[("accept", "text/event-stream")])
-        .await;
-    let mut filtered = hub.subscribe("/latest?type=weather,stockprice", &[]).await;
-    let mut news = hub.subscribe("/latest/news", &[]).await;
-    let mut clock = hub.subscribe("/subscribe", &[]).await;
-    let mut analytics = hub.subscribe("/analytics", &[]).await;
-
-    let r = random.event().await;
-    assert_eq!(r.event, "message", "{r:?}");
-    assert!(
-        (1..=1000).contains(&r.data.parse::<u32>().unwrap()),
-        "{r:?}"
-    );
-    let mut kinds = HashSet::new();
-    while kinds.len() < 2 {
-        let e = filtered.event().await;
-        assert!(["weather", "stock"].contains(&e.event.as_str()), "{e:?}");
-        kinds.insert(e.event);
-    }
-    let n = news.event().await;
-    assert_eq!(n.event, "news", "only news on /latest/news: {n:?}");
-    let a = analytics.event().await;
-    let v: serde_json::Value = serde_json::from_str(&a.data).unwrap();
-    assert!(v["activeUsers"].as_u64().unwrap() >= 1, "{v}");
-    let c = clock.event().await;
-    assert_eq!(c.event, "current-date", "{c:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_urls_are_not_served_without_demo() {
     let hub = TestHub::start().await;
     let status = hub

@@ -119,7 +119,9 @@ impl TestHub {
     pub async fn wait_subscribers(&self, topic: &str, n: u64) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let info = self.get_json(&format!("/topics/{topic}")).await;
+            let info = self
+                .get_json(&format!("/topics/{}", topic.replace('/', "%2F")))
+                .await;
             if info["subscribers"].as_u64() == Some(n) {
                 return;
             }
