@@ -35,6 +35,9 @@ pub struct RouteSpec {
     /// Subscribe: events written to each new stream before any other (not stored).
     #[serde(default)]
     pub welcome: Vec<WelcomeSpec>,
+    /// Subscribe: `false` writes the events without their `id:` lines, as a server that
+    /// sent none did (its clients print the stream; they cannot resume). Default `true`.
+    pub ids: Option<bool>,
     /// Publish: the event name (left out: an unnamed message).
     pub event: Option<String>,
     /// Publish: the event's data template over the body's fields (default `{body}`, the body
@@ -176,6 +179,7 @@ pub enum Action {
     Subscribe {
         retry: Option<u64>,
         welcome: Vec<Welcome>,
+        ids: bool,
     },
     Publish {
         event: Option<String>,
@@ -370,11 +374,12 @@ fn compile(spec: &RouteSpec) -> Result<Route, String> {
             Action::Subscribe {
                 retry: spec.retry,
                 welcome,
+                ids: spec.ids.unwrap_or(true),
             }
         }
         "POST" => {
-            if spec.retry.is_some() || !spec.welcome.is_empty() {
-                return Err("retry, welcome: only a GET route opens streams".into());
+            if spec.retry.is_some() || !spec.welcome.is_empty() || spec.ids.is_some() {
+                return Err("retry, welcome, ids: only a GET route opens streams".into());
             }
             if let Some(name) = &spec.event {
                 ssehub_core::EventName::new(name).map_err(|e| format!("event {name:?}: {e}"))?;
@@ -496,6 +501,7 @@ fn demo_specs() -> Vec<RouteSpec> {
         // Seed 003: plain data lines, as its curl session prints them.
         RouteSpec {
             retry: Some(0),
+            ids: Some(false),
             ..get("/random", &["random"])
         },
         get("/analytics", &["analytics"]),
@@ -509,14 +515,14 @@ fn demo_specs() -> Vec<RouteSpec> {
             "broadcast",
             None,
             "{message}",
-            r#"{"sent": {delivered}}"#,
+            r#"{"sent":{delivered}}"#,
         ),
         post(
             "/notify",
             "notification",
             Some("notification"),
-            r#"{"title": {title:json}, "message": {message:json}}"#,
-            r#"{"ok": true}"#,
+            r#"{"title":{title:json},"message":{message:json}}"#,
+            r#"{"ok":true}"#,
         ),
         // Seed 001's per-user channel: `/events/{userId}` is the native stream of topic
         // `{userId}`, so publishing there reaches it.
@@ -525,7 +531,7 @@ fn demo_specs() -> Vec<RouteSpec> {
             "{userId}",
             None,
             "{body}",
-            r#"{"ok": true}"#,
+            r#"{"ok":true}"#,
         ),
     ]
 }

@@ -6,9 +6,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -24,10 +27,13 @@ use crate::form;
 use crate::http::error::ApiError;
 use crate::http::publish::{body_bytes, parse_topic, publish_new};
 use crate::http::rate::{PublishRate, Style};
-use crate::http::subscribe::{self, into_response, open_route, Opening, WriteWelcome};
+use crate::http::subscribe::{
+    self, into_response, open_route, stream_response, Opened, Opening, WriteWelcome,
+};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::routes::{names_topics, Action, Route, Template, Val};
+use crate::stream::EventStream;
 
 type Params = Option<Path<HashMap<String, String>>>;
 
@@ -77,7 +83,12 @@ fn subscribe_route(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let route = &hub.routes.list[index];
-    let Action::Subscribe { retry, welcome } = &route.action else {
+    let Action::Subscribe {
+        retry,
+        welcome,
+        ids,
+    } = &route.action
+    else {
         unreachable!("a GET route subscribes");
     };
     let query = uri.query();
@@ -142,7 +153,42 @@ fn subscribe_route(
         retry: *retry,
         welcome: (!greetings.is_empty()).then_some(&write as &WriteWelcome<'_>),
     };
-    open_route(hub, topics, query, headers, &opening).map(into_response)
+    let opened = open_route(hub, topics, query, headers, &opening)?;
+    match opened {
+        Opened::Stream(stream) if !ids => Ok(stream_response(Body::new(WithoutIds(stream)))),
+        opened => Ok(into_response(opened)),
+    }
+}
+
+/// A stream with its `id:` lines left out (a route with `ids = false`). Every chunk of an
+/// event stream is whole lines, and no other line of one starts with `id:`.
+struct WithoutIds(EventStream);
+
+impl http_body::Body for WithoutIds {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let inner = Pin::new(&mut self.get_mut().0);
+        inner.poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame.map(|frame| {
+                    frame.map_data(|data| {
+                        let mut out = Vec::with_capacity(data.len());
+                        for line in data.split_inclusive(|b| *b == b'\n') {
+                            if !line.starts_with(b"id:") {
+                                out.extend_from_slice(line);
+                            }
+                        }
+                        Bytes::from(out)
+                    })
+                })
+            })
+        })
+    }
 }
 
 /// A query parameter's value (several joined with `,`), else the route's default.

@@ -63,16 +63,19 @@ pub async fn events_topic(
 pub(crate) fn into_response(opened: Opened) -> Response {
     match opened {
         Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
-        Opened::Stream(stream) => {
-            let mut response = Body::new(stream).into_response();
-            for (name, value) in STREAM_HEADERS {
-                response
-                    .headers_mut()
-                    .insert(name, header::HeaderValue::from_static(value));
-            }
-            response
-        }
+        Opened::Stream(stream) => stream_response(Body::new(stream)),
     }
+}
+
+/// A 200 with an event stream's headers.
+pub(crate) fn stream_response(body: Body) -> Response {
+    let mut response = body.into_response();
+    for (name, value) in STREAM_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Decodes a subscribe request and opens its stream. Shared by the axum route and the
