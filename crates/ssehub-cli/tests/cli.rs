@@ -280,3 +280,75 @@ fn publish_rate_and_head_timeout_reach_the_hub_from_flags_and_environment() {
         );
     }
 }
+
+#[test]
+fn route_tables_in_the_config_file_serve_a_legacy_apps_urls() {
+    let dir = std::env::temp_dir().join(format!("ssehub-cli-routes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ssehub.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[route]]
+path = "/stream/:room"
+topics = ["room/{room}"]
+retry = 4000
+welcome = [{ event = "hello", data = "room {room}" }]
+
+[[route]]
+path = "/say/:room"
+method = "POST"
+topics = ["room/{room}"]
+data = "{text}"
+reply = '{"sent":{delivered}}'
+"#,
+    )
+    .unwrap();
+    let hub = start(&["--config", file.to_str().unwrap()], &[]);
+    let mut stream = hub.open("/stream/kitchen");
+    let mut lines = Vec::new();
+    while lines.len() < 4 {
+        let mut line = String::new();
+        stream.read_line(&mut line).unwrap();
+        lines.push(line);
+    }
+    assert_eq!(
+        lines,
+        [
+            "retry: 4000\n",
+            "\n",
+            "event: hello\n",
+            "data: room kitchen\n"
+        ]
+    );
+    wait_subscribers(&hub, "room%2Fkitchen", 1);
+    let body = r#"{"text":"dinner"}"#;
+    let mut socket = TcpStream::connect(hub.addr()).unwrap();
+    write!(
+        socket,
+        "POST /say/kitchen HTTP/1.0\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    assert!(answer.ends_with("\r\n\r\n{\"sent\":1}"), "{answer}");
+    let mut event = String::new();
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).unwrap();
+        if line == "data: dinner\n" {
+            break;
+        }
+        event.push_str(&line);
+        assert!(event.len() < 4096, "no event: {event}");
+    }
+    // A bad route is refused at start, naming it.
+    std::fs::write(&file, "[[route]]\npath = \"nope\"\ntopics = [\"a\"]\n").unwrap();
+    let err = refused(&["serve", "--config", file.to_str().unwrap()], &[]);
+    assert!(
+        err.contains("route 1 (\"nope\"): path: must start with /"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
