@@ -7,6 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ssehub_core::StoreError;
 
@@ -35,12 +36,7 @@ impl DirLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let holder = match file.read_to_string(&mut text) {
-                    Ok(_) => text.trim().parse::<u32>().ok(),
-                    Err(_) => None,
-                };
-                let by = match holder {
+                let by = match holder(&mut file) {
                     Some(pid) => format!("another process (pid {pid})"),
                     None => "another process".to_owned(),
                 };
@@ -58,8 +54,41 @@ impl DirLock {
     }
 }
 
+/// How long a refused opener waits for the holder to write its pid: a holder that has just
+/// taken the lock may not have written it yet, and the file may still hold the pid of an
+/// earlier holder that has exited.
+const PID_WAIT: Duration = Duration::from_millis(500);
+
+/// The pid in the lock file once it names a live process (`None` if none does in time).
+fn holder(file: &mut File) -> Option<u32> {
+    let deadline = Instant::now() + PID_WAIT;
+    loop {
+        let mut text = String::new();
+        let pid = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut text))
+            .ok()
+            .and_then(|_| text.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|pid| alive(*pid)) {
+            return Some(pid);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `pid` is a running process (where `/proc` says; elsewhere assumed).
+fn alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
+/// Writes the pid in one write of a fixed width, so a reader never sees a half-written one.
 fn write_pid(file: &mut File) -> io::Result<()> {
-    file.set_len(0)?;
+    let record = format!("{:<20}\n", std::process::id());
     file.seek(SeekFrom::Start(0))?;
-    writeln!(file, "{}", std::process::id())
+    file.write_all(record.as_bytes())?;
+    file.set_len(record.len() as u64)
 }

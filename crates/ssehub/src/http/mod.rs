@@ -4,6 +4,7 @@ mod alias;
 mod error;
 mod publish;
 mod rate;
+mod stats;
 mod subscribe;
 mod topics;
 
@@ -21,6 +22,7 @@ use tower_http::services::ServeDir;
 pub use error::ApiError;
 pub(crate) use publish::decode_valid as decode_publish;
 pub use publish::CLOSE_EVENT;
+pub(crate) use publish::{disk_full, DISK_FULL};
 pub use subscribe::{
     open_selection, prepare as prepare_stream, Cursor, Opened, RESET_EVENT, STREAM_HEADERS,
 };
@@ -53,6 +55,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         )
         .route("/healthz", get(topics::healthz))
         .route("/metrics", get(topics::metrics))
+        .route("/stats/stream", stats::route())
         .route(
             mercure::HUB_PATH,
             limited(

@@ -86,8 +86,24 @@ pub(crate) async fn publish_new(hub: &Arc<Hub>, new: NewEvent) -> Result<Publish
             tracing::warn!(%why, "publish refused: store unavailable");
             ApiError::unavailable("the event store is unavailable; nothing was published", 1)
         }
+        other if disk_full(&other) => {
+            tracing::error!(error = %other, "publish refused: the store's disk is full");
+            ApiError::unavailable(DISK_FULL, 5)
+        }
         other => ApiError::internal(&other),
     })
+}
+
+/// The answer to a publish while the store's disk is full.
+pub(crate) const DISK_FULL: &str =
+    "the event store's disk is full; nothing was published (retry once space is freed)";
+
+/// True when the store failed for want of space (ENOSPC, or EDQUOT for a quota): a `503`
+/// the publisher can retry, not an internal error. The log store truncates a failed
+/// append, so the next one that fits succeeds.
+pub(crate) fn disk_full(e: &StoreError) -> bool {
+    use std::io::ErrorKind;
+    matches!(e, StoreError::Io(io) if matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
 }
 
 pub fn parse_topic(name: &str) -> Result<Topic, ApiError> {

@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ssehub_core::{EventName, NewEvent, StoreError, WireId};
 
+use crate::http::DISK_FULL;
+
 use super::{check_text, to_topic, MercureError, HUB_PATH};
 use crate::auth;
 use crate::config::Dialect;
@@ -52,6 +54,15 @@ pub async fn publish(
             .into_response(),
         Err(StoreError::Unavailable(why)) => {
             MercureError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+        }
+        Err(e) if crate::http::disk_full(&e) => {
+            tracing::error!(error = %e, "publish refused: the store's disk is full");
+            let mut response =
+                MercureError::new(StatusCode::SERVICE_UNAVAILABLE, DISK_FULL).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(5));
+            response
         }
         Err(e) => {
             tracing::error!(error = %e, "publish failed");
