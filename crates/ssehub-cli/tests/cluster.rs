@@ -401,3 +401,56 @@ async fn presence_watchers_hear_cluster_wide_counts() {
         }
     }
 }
+
+/// `ssehub_cluster_nodes` on `node`'s /metrics.
+async fn cluster_nodes(node: &Node) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("ssehub_cluster_nodes "))
+        .expect("ssehub_cluster_nodes in /metrics")
+        .parse()
+        .unwrap()
+}
+
+async fn wait_cluster_nodes(node: &Node, n: u64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while cluster_nodes(node).await != n {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never counted {n} nodes",
+            node.url
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_counted_with_or_without_subscribers() {
+    let redis = Redis::start().await;
+    let a = Node::start(&redis, &[]).await;
+    let mut b = Node::start(&redis, &[]).await;
+    // No subscriber anywhere: each node still reports itself every 2 s.
+    wait_cluster_nodes(&a, 2, WAIT).await;
+    wait_cluster_nodes(&b, 2, WAIT).await;
+    // The dashboard's feed says the same.
+    let response = reqwest::get(format!("{}/stats/stream", a.url))
+        .await
+        .unwrap();
+    let mut stats = Sse {
+        body: response.bytes_stream().boxed(),
+        parser: Parser::new(),
+        items: Default::default(),
+    };
+    let sample = stats.event().await.expect("a sample");
+    let sample: serde_json::Value = serde_json::from_str(&sample.data).unwrap();
+    assert_eq!(sample["cluster"], true, "{sample}");
+    assert_eq!(sample["cluster_nodes"], 2, "{sample}");
+    // A killed node stops refreshing its key: it drops out once the key expires (6 s).
+    b.child.kill().await.unwrap();
+    wait_cluster_nodes(&a, 1, Duration::from_secs(15)).await;
+}

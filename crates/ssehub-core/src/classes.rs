@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::event::{Event, NewEvent};
 use crate::id::EventId;
-use crate::store::{DurableCallback, Locate, ReadBatch, Store, StoreError, StoreStats};
+use crate::store::{DurableCallback, Locate, ReadBatch, Store, StoreError, StoreStats, SyncStats};
 use crate::topic::{Topic, MAX_TOPIC_LEN};
 
 /// A topic pattern of a retention rule. Topics and patterns are split at `/` into segments;
@@ -336,6 +336,15 @@ impl Store for ClassedStore {
                 (a, b) => a.or(b),
             };
             total.newest = total.newest.max(s.newest);
+        }
+        total
+    }
+
+    fn sync_stats(&self) -> SyncStats {
+        let mut total = SyncStats::default();
+        for s in self.classes.iter().map(|c| c.sync_stats()) {
+            total.fsyncs += s.fsyncs;
+            total.fsync_nanos += s.fsync_nanos;
         }
         total
     }

@@ -20,5 +20,7 @@ pub use event::{wire_id_text, Event, EventName, FieldError, NewEvent, WireId};
 pub use id::{EventId, ParseIdError};
 pub use memory::MemoryStore;
 pub use parse::{ParsedEvent, Parser, ParserItem};
-pub use store::{DurableCallback, Locate, ReadBatch, Retention, Store, StoreError, StoreStats};
+pub use store::{
+    DurableCallback, Locate, ReadBatch, Retention, Store, StoreError, StoreStats, SyncStats,
+};
 pub use topic::{Topic, TopicError, MAX_TOPIC_LEN};

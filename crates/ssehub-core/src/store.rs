@@ -66,6 +66,16 @@ pub struct StoreStats {
     pub newest: Option<EventId>,
 }
 
+/// A store's fsyncs since it opened, for `/metrics` and the dashboard: a count and a sum, so
+/// a reader that samples twice gets the mean latency between its samples. A store that
+/// never fsyncs (memory, a cluster's mirror) reports zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    pub fsyncs: u64,
+    /// Time spent in those fsyncs, in nanoseconds.
+    pub fsync_nanos: u64,
+}
+
 /// A store failed. The publish or subscribe that hit it gets a 5xx; nothing is half-done.
 #[derive(Debug)]
 pub enum StoreError {
@@ -149,6 +159,11 @@ pub trait Store: Send + Sync + 'static {
     }
 
     fn stats(&self) -> StoreStats;
+
+    /// Fsyncs so far and the time they took; zeros for a store that does not fsync.
+    fn sync_stats(&self) -> SyncStats {
+        SyncStats::default()
+    }
 
     /// Blocks until the event `id` (and every event before it) is as durable as the store's
     /// sync setting promises. The hub calls it off the async runtime before answering a

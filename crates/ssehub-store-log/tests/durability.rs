@@ -200,3 +200,40 @@ fn default_batch_never_waits_for_a_window() {
     }
     assert!(store.idle_waits() >= 3, "{}", store.idle_waits());
 }
+
+#[test]
+fn sync_stats_count_and_time_every_fsync() {
+    let dir = TempDir::new("sync-stats");
+    let store = open(
+        dir.path(),
+        options(no_retention(), SyncMode::Always, 1 << 20),
+    );
+    let before = store.sync_stats();
+    for i in 0..3 {
+        let id = append(&store, &i.to_string());
+        store.wait_durable(id).unwrap();
+    }
+    let after = store.sync_stats();
+    assert_eq!(
+        after.fsyncs - before.fsyncs,
+        3,
+        "one fsync per waited append"
+    );
+    assert!(after.fsync_nanos > before.fsync_nanos, "{after:?}");
+    // Already durable: no fsync, nothing counted.
+    store.wait_durable(EventId::ZERO).unwrap();
+    assert_eq!(store.sync_stats(), after);
+
+    let never = TempDir::new("sync-stats-never");
+    let store = open(
+        never.path(),
+        options(no_retention(), SyncMode::Never, 1 << 20),
+    );
+    let id = append(&store, "x");
+    store.wait_durable(id).unwrap();
+    assert_eq!(
+        store.sync_stats().fsyncs,
+        0,
+        "SyncMode::Never does not fsync"
+    );
+}

@@ -17,6 +17,7 @@ mod fields;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +76,9 @@ pub struct RedisEngine {
     node: String,
     /// Subscribers per topic on the other nodes, as they last reported.
     remote: Mutex<HashMap<String, usize>>,
+    /// Nodes that reported within [`COUNTS_TTL_SECS`], this one included: each node
+    /// refreshes a key of its own every [`COUNTS_EVERY`], subscribers or not.
+    nodes: AtomicUsize,
 }
 
 /// Publishes waiting to learn how many local subscribers their event reached.
@@ -117,6 +121,7 @@ impl RedisEngine {
             deliveries: Mutex::new(Deliveries::default()),
             node: format!("{:016x}", rand_u64()),
             remote: Mutex::new(HashMap::new()),
+            nodes: AtomicUsize::new(1),
         };
         engine.load(&mut conn, floor).await?;
         Ok(Arc::new(engine))
@@ -245,6 +250,7 @@ impl RedisEngine {
         let mut conn = self.publisher.clone();
         let prefix = format!("{}:counts:", self.options.prefix);
         let mine = format!("{prefix}{}", self.node);
+        let alive = format!("{}:nodes:", self.options.prefix);
         let counts: Vec<(String, usize)> = hub
             .local_topics()
             .into_iter()
@@ -253,6 +259,12 @@ impl RedisEngine {
             .collect();
         let mut pipe = redis::pipe();
         pipe.atomic().cmd("DEL").arg(&mine).ignore();
+        pipe.cmd("SET")
+            .arg(format!("{alive}{}", self.node))
+            .arg(1)
+            .arg("EX")
+            .arg(COUNTS_TTL_SECS)
+            .ignore();
         if !counts.is_empty() {
             pipe.cmd("HSET").arg(&mine);
             for (topic, n) in &counts {
@@ -269,6 +281,12 @@ impl RedisEngine {
             .query_async(&mut conn)
             .await
             .map_err(|e| unavailable("counts", e))?;
+        let nodes: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{alive}*"))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| unavailable("counts", e))?;
+        self.nodes.store(nodes.len().max(1), Ordering::Relaxed);
         let mut remote: HashMap<String, usize> = HashMap::new();
         for key in keys.iter().filter(|k| **k != mine) {
             let theirs: HashMap<String, usize> = redis::cmd("HGETALL")
@@ -369,6 +387,10 @@ impl Engine for RedisEngine {
             .get(topic)
             .copied()
             .unwrap_or(0)
+    }
+
+    fn nodes(&self) -> Option<usize> {
+        Some(self.nodes.load(Ordering::Relaxed))
     }
 }
 

@@ -124,6 +124,21 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         "Bytes of events retained in the history.",
         stats.bytes,
     );
+    put(
+        "cluster_nodes",
+        "gauge",
+        "Hub nodes in the cluster as last seen, this one included (1 without a cluster).",
+        hub.cluster_nodes().unwrap_or(1) as u64,
+    );
+    let sync = hub.store.sync_stats();
+    let _ = writeln!(
+        out,
+        "# HELP ssehub_store_fsync_seconds Time the store spent in fsync.\n\
+         # TYPE ssehub_store_fsync_seconds summary\n\
+         ssehub_store_fsync_seconds_sum {}\nssehub_store_fsync_seconds_count {}",
+        sync.fsync_nanos as f64 / 1e9,
+        sync.fsyncs
+    );
     let limits = [
         ("max_connections", hub.config.max_connections as u64),
         (

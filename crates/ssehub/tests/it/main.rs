@@ -15,5 +15,6 @@ mod rate;
 mod resume;
 mod routes;
 mod shutdown;
+mod stats;
 mod subscribe;
 mod support;

@@ -15,6 +15,8 @@ async fn shutdown_ends_open_streams_and_returns() {
     .await;
     let mut sse = hub.subscribe("/events/s", &[]).await;
     let mut other = hub.subscribe("/events?topic=s,t", &[]).await;
+    // A dashboard's stats stream is no subscriber, and must not hold shutdown either.
+    let mut stats = hub.subscribe("/stats/stream", &[]).await;
     hub.wait_subscribers("s", 2).await;
     hub.publish("s", "last words").await;
     let started = tokio::time::Instant::now();
@@ -35,6 +37,8 @@ async fn shutdown_ends_open_streams_and_returns() {
         );
         assert!(s.ended);
     }
+    stats.rest().await;
+    assert!(stats.ended, "the stats stream ends with the hub");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
