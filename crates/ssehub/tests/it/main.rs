@@ -1,5 +1,6 @@
 //! Integration tests: a real hub on an ephemeral port, spoken to over real sockets.
 
+mod attacks;
 mod auth;
 mod bad_input;
 mod classes;
