@@ -179,9 +179,10 @@ async fn the_sampler_stops_with_its_last_watcher_and_starts_again() {
     let mut first = hub.subscribe("/stats/stream", &[]).await;
     sample(&mut first).await;
     drop(first);
-    // The sampler notices at its next tick; a new watcher then gets a fresh sampler (its
-    // first sample has no interval) or the running one's figures: either way, samples.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The hub notices the closed socket when a write to it fails (the second sample after
+    // the close, at the latest) and the sampler at its next tick: at most ~3 s. A watcher
+    // after that gets a fresh sampler, whose first sample has no interval.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     let mut again = hub.subscribe("/stats/stream", &[]).await;
     let s = sample(&mut again).await;
     assert_eq!(s["interval_seconds"], 0.0, "a fresh sampler: {s}");
