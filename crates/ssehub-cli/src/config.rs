@@ -59,6 +59,9 @@ pub struct Layer {
     /// Most topics per subscription or publish [default: 64]
     #[arg(long, env = "SSEHUB_MAX_TOPICS", value_name = "N")]
     pub max_topics: Option<u64>,
+    /// Most topics the hub keeps at once (with subscribers, retained events or closed) [default: 1000000]
+    #[arg(long, env = "SSEHUB_MAX_HUB_TOPICS", value_name = "N")]
+    pub max_hub_topics: Option<u64>,
     /// Kernel send buffer per connection in bytes; 0 for the kernel's autotuning [default: 0]
     #[arg(long, env = "SSEHUB_SOCKET_SEND_BUFFER", value_name = "BYTES")]
     pub socket_send_buffer: Option<u64>,
@@ -314,7 +317,7 @@ pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
 
 fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; listen, listen_backlog, data_dir, memory, history, demo, public_dir, heartbeat, retry,
-        max_payload, cors_origins, max_connections, max_topics, max_header_bytes, max_connections_per_ip,
+        max_payload, cors_origins, max_connections, max_topics, max_hub_topics, max_header_bytes, max_connections_per_ip,
         head_timeout, publish_rate, publish_burst, socket_send_buffer, subscriber_buffer,
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
@@ -434,6 +437,7 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         public_dir,
         max_connections: usize::try_from(positive(layer.max_connections, "max_connections")?)?,
         max_topics: usize::try_from(positive(layer.max_topics, "max_topics")?)?,
+        max_hub_topics: usize::try_from(positive(layer.max_hub_topics, "max_hub_topics")?)?,
         socket_send_buffer: usize::try_from(required(
             layer.socket_send_buffer,
             "socket_send_buffer",

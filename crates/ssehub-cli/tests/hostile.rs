@@ -235,3 +235,57 @@ async fn a_thousand_hostile_requests_change_nothing() {
         "every acknowledged event is still there, in order"
     );
 }
+
+/// A client publishing to tens of thousands of distinct topics (and a subscriber churning
+/// through as many): the topic table stays within `max_hub_topics`, every publish is
+/// answered (topics whose events are gone are forgotten), and the hub's memory levels off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_topics_by_the_ten_thousand_keep_memory_bounded() {
+    let hub = Hub::start(
+        ["--memory", "--history", "1000", "--max-hub-topics", "2000"],
+        &[],
+    )
+    .await;
+    let pid = hub.pid();
+    let url = hub.url.clone();
+    let round = |from: usize, to: usize| {
+        let url = url.clone();
+        async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for lane in 0..4 {
+                let url = url.clone();
+                tasks.spawn(async move {
+                    let client = reqwest::Client::new();
+                    for t in (from + lane..to).step_by(4) {
+                        let response = client
+                            .post(format!("{url}/publish"))
+                            .json(&serde_json::json!({"topic": format!("d/{t}"), "data": "x"}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert_eq!(response.status(), 200, "topic d/{t}");
+                    }
+                });
+            }
+            while let Some(done) = tasks.join_next().await {
+                done.unwrap();
+            }
+        }
+    };
+    round(0, 10_000).await;
+    let rss_after_first = rss_kib(pid);
+    round(10_000, 40_000).await;
+    let rss_after_all = rss_kib(pid);
+    let topics: serde_json::Value = reqwest::get(format!("{url}/topics"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept = topics["topics"].as_array().unwrap().len();
+    assert!(kept <= 2000, "{kept} topics kept");
+    assert!(
+        rss_after_all < rss_after_first + 8 * 1024,
+        "memory grew from {rss_after_first} to {rss_after_all} KiB over 30,000 more topics"
+    );
+}

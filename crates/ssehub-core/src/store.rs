@@ -83,6 +83,9 @@ pub enum StoreError {
     /// Stored data did not decode; names the file or key at fault.
     Corrupt(String),
     Unavailable(String),
+    /// A capacity limit was reached (the hub's topic table, say): retry later; nothing was
+    /// done. Names the limit.
+    Full(String),
 }
 
 impl fmt::Display for StoreError {
@@ -91,6 +94,7 @@ impl fmt::Display for StoreError {
             StoreError::Io(e) => write!(f, "store i/o error: {e}"),
             StoreError::Corrupt(what) => write!(f, "store data is corrupt: {what}"),
             StoreError::Unavailable(why) => write!(f, "store unavailable: {why}"),
+            StoreError::Full(why) => write!(f, "at capacity: {why}"),
         }
     }
 }

@@ -66,6 +66,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Most topics in one subscription or one publish.
     pub max_topics: usize,
+    /// Most topics the hub keeps at once (with subscribers, retained events or closed); a
+    /// publish or subscribe that would add one more gets `503`.
+    pub max_hub_topics: usize,
     /// Largest request head (request line and headers); larger ones get `431`.
     pub max_header_bytes: usize,
     /// Time a client has to send its request head (and on TLS, to finish the handshake);
@@ -119,6 +122,7 @@ impl Default for Config {
             public_dir: None,
             max_connections: 100_000,
             max_topics: 64,
+            max_hub_topics: 1_000_000,
             max_header_bytes: 16 * 1024,
             head_timeout: Duration::from_secs(10),
             publish_rate: 0,

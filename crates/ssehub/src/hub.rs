@@ -76,6 +76,8 @@ struct State {
     /// Subscribers whose stream must end at a deadline (token `exp`), soonest first.
     deadlines: BTreeSet<(u64, SubscriberId)>,
     shutting_down: bool,
+    /// When the topic table was last swept because it was full, and its size after.
+    swept_at: Option<(std::time::Instant, usize)>,
 }
 
 #[derive(Default)]
@@ -115,6 +117,8 @@ impl Drop for Subscription {
 
 #[derive(Debug)]
 pub enum SubscribeError {
+    /// The subscription would grow the topic table past `max_hub_topics`.
+    TooManyTopics,
     /// Every topic asked for is closed.
     AllClosed,
     TooManyConnections,
@@ -202,6 +206,9 @@ impl Hub {
         }
         let published = {
             let mut state = self.lock();
+            if !self.admit(&mut state, &new.topics) {
+                return Err(StoreError::Full(self.topic_limit_message()));
+            }
             let event = self.store.append(new)?;
             let delivered = self.fan_out(&mut state, &event);
             Published {
@@ -330,6 +337,9 @@ impl Hub {
         if state.subscribers.len() >= self.config.max_connections {
             Metrics::add(&self.metrics.connections_refused, 1);
             return Err(SubscribeError::TooManyConnections);
+        }
+        if !self.admit(&mut state, &selection.topics) {
+            return Err(SubscribeError::TooManyTopics);
         }
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
         let sub = Arc::new(Subscriber {
@@ -566,6 +576,10 @@ impl Hub {
         // Every retained event is after this position (in every retention class).
         let start = self.store.replay_start();
         let mut state = self.lock();
+        Self::forget_idle(&mut state, start)
+    }
+
+    fn forget_idle(state: &mut State, start: EventId) -> usize {
         let before = state.topics.len();
         state.topics.retain(|_, entry| {
             !entry.subscribers.is_empty()
@@ -575,5 +589,50 @@ impl Hub {
                 || entry.last_id.as_ref().is_some_and(|(id, _)| *id > start)
         });
         before - state.topics.len()
+    }
+
+    /// Whether `topics` fit in the topic table (`max_hub_topics`). At the bound it first
+    /// forgets idle topics — once the table has grown by a tenth of the bound since the last
+    /// such sweep, or a second has passed, so a sweep's cost is spread over many new topics
+    /// and no client can make the hub sweep at every request; a refusal is counted. Below the
+    /// bound it costs one comparison.
+    fn admit(&self, state: &mut State, topics: &[Topic]) -> bool {
+        let limit = self.config.max_hub_topics;
+        if state.topics.len() + topics.len() <= limit {
+            return true;
+        }
+        let fits = |state: &State| {
+            let new = topics
+                .iter()
+                .filter(|t| !state.topics.contains_key(*t))
+                .count();
+            new == 0 || state.topics.len() + new <= limit
+        };
+        if fits(state) {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let due = state.swept_at.is_none_or(|(at, after)| {
+            now.duration_since(at) >= std::time::Duration::from_secs(1)
+                || state.topics.len() >= after + (limit / 10).max(1)
+        });
+        if due {
+            Self::forget_idle(state, self.store.replay_start());
+            state.swept_at = Some((now, state.topics.len()));
+            if fits(state) {
+                return true;
+            }
+        }
+        Metrics::add(&self.metrics.topics_refused, 1);
+        false
+    }
+
+    /// The refusal of a publish or subscribe at `max_hub_topics`.
+    pub fn topic_limit_message(&self) -> String {
+        format!(
+            "the hub keeps at most {} topics (max_hub_topics) and this would add another; \
+             topics with neither subscribers nor retained events are forgotten",
+            self.config.max_hub_topics
+        )
     }
 }

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub publish_rejected: AtomicU64,
     /// Publish requests refused by `publish_rate` (429), not counted in `publish_rejected`.
     pub publish_rate_limited: AtomicU64,
+    /// Publishes and subscribes refused at `max_hub_topics`.
+    pub topics_refused: AtomicU64,
 }
 
 impl Metrics {

@@ -86,6 +86,10 @@ pub(crate) async fn publish_new(hub: &Arc<Hub>, new: NewEvent) -> Result<Publish
             tracing::warn!(%why, "publish refused: store unavailable");
             ApiError::unavailable("the event store is unavailable; nothing was published", 1)
         }
+        StoreError::Full(why) => {
+            tracing::warn!(%why, "publish refused at a capacity limit");
+            ApiError::unavailable(why, 5)
+        }
         other if disk_full(&other) => {
             tracing::error!(error = %other, "publish refused: the store's disk is full");
             ApiError::unavailable(DISK_FULL, 5)

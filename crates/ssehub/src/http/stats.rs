@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderValue;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use bytes::Bytes;
 use futures_util::stream;
@@ -25,6 +25,7 @@ use serde::Serialize;
 use ssehub_core::{encode_comment, encode_event, encode_retry, Frame};
 use tokio::sync::watch;
 
+use crate::http::error::ApiError;
 use crate::http::subscribe::STREAM_HEADERS;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -58,6 +59,11 @@ impl Feed {
         self.sender.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Streams watching now.
+    fn watchers(&self) -> usize {
+        self.lock().as_ref().map_or(0, |tx| tx.receiver_count())
+    }
+
     /// A receiver of the running sampler, starting it when none runs.
     fn watch(self: &Arc<Self>, hub: &Arc<Hub>) -> watch::Receiver<Bytes> {
         let mut sender = self.lock();
@@ -73,6 +79,11 @@ impl Feed {
 }
 
 fn stream_response(hub: &Arc<Hub>, feed: &Arc<Feed>) -> Response {
+    // Watchers share `max_connections` with the subscribers: they are streams too.
+    let streams = feed.watchers() + Metrics::get(&hub.metrics.connections) as usize;
+    if streams >= hub.config.max_connections {
+        return ApiError::unavailable("too many streams (max_connections)", 5).into_response();
+    }
     let mut opening = Vec::new();
     encode_comment("ok", &mut opening);
     encode_retry(RETRY_MS, &mut opening);

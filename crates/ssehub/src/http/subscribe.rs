@@ -305,6 +305,9 @@ fn open_with(
             }
             None
         }
+        Err(SubscribeError::TooManyTopics) => {
+            return Err(ApiError::unavailable(hub.topic_limit_message(), 5));
+        }
         Err(SubscribeError::TooManyConnections) => {
             return Err(ApiError::unavailable("too many connections", 5));
         }

@@ -65,6 +65,12 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         Metrics::get(&m.connections_refused_per_ip),
     );
     put(
+        "topics_refused_total",
+        "counter",
+        "Publishes and subscribes refused at the topic table's limit (max_hub_topics).",
+        Metrics::get(&m.topics_refused),
+    );
+    put(
         "events_published_total",
         "counter",
         "Events published.",
@@ -147,6 +153,7 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
         ),
         ("max_header_bytes", hub.config.max_header_bytes as u64),
         ("max_topics", hub.config.max_topics as u64),
+        ("max_hub_topics", hub.config.max_hub_topics as u64),
         ("max_payload_bytes", hub.config.max_payload as u64),
         ("publish_rate", hub.config.publish_rate),
         ("publish_burst", hub.config.publish_burst),

@@ -55,6 +55,14 @@ pub async fn publish(
         Err(StoreError::Unavailable(why)) => {
             MercureError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response()
         }
+        Err(StoreError::Full(why)) => {
+            let mut response =
+                MercureError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(5));
+            response
+        }
         Err(e) if crate::http::disk_full(&e) => {
             tracing::error!(error = %e, "publish refused: the store's disk is full");
             let mut response =

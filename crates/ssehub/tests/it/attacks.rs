@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use ssehub::{Config, Dialect, RouteSpec, Routes};
 
 use crate::auth::{b64, hs256, now, publisher_token, secured, PUB_SECRET, SUB_SECRET};
-use crate::support::TestHub;
+use crate::support::{metric, TestHub};
 
 /// The topic's last event id (`null` when nothing was ever published there).
 async fn last_id(hub: &TestHub, topic: &str) -> Value {
@@ -26,15 +26,6 @@ async fn raw_status(hub: &TestHub, target: &str) -> String {
     let n = socket.read(&mut answer).await.unwrap_or(0);
     let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
     answer.split(' ').nth(1).unwrap_or("closed").to_owned()
-}
-
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 fn alias_routes() -> Routes {

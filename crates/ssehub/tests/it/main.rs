@@ -3,6 +3,7 @@
 mod attacks;
 mod auth;
 mod bad_input;
+mod bounds;
 mod classes;
 mod close;
 mod cors;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 use ssehub::Config;
 
-use crate::support::TestHub;
+use crate::support::{metric, TestHub};
 
 fn limited(rate: u64, burst: u64) -> Config {
     Config {
@@ -23,13 +23,6 @@ fn client_from(ip: [u8; 4]) -> reqwest::Client {
         .local_address(IpAddr::from(ip))
         .build()
         .expect("client")
-}
-
-fn metric(text: &str, line_start: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line_start} in /metrics:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

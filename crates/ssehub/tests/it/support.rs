@@ -152,6 +152,16 @@ impl Drop for TestHub {
     }
 }
 
+/// The value of the `/metrics` line that starts with `name` (name and labels, then a space).
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// An SSE response read incrementally with the core parser.
 pub struct Sse {
     pub status: u16,
