@@ -80,7 +80,7 @@ async fn the_stream_carries_the_figures_of_metrics() {
             compared += 1;
         }
     }
-    assert!(compared >= 17, "only {compared} figures in common: {s}");
+    assert!(compared >= 18, "only {compared} figures in common: {s}");
     for name in [
         "connections",
         "events_published_total",
