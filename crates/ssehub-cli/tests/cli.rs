@@ -352,3 +352,68 @@ reply = '{"sent":{delivered}}'
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `ssehub publish` cannot inject SSE fields either (argv cannot carry a NUL): a line break in the event name,
+/// id or topic is refused with the hub's message naming the field (exit status non-zero),
+/// and nothing is published; line breaks in the data stay data.
+#[test]
+fn the_publish_command_cannot_inject_sse_fields() {
+    let hub = start(&[], &[]);
+    for (args, field) in [
+        (vec!["t", "x", "--event", "a\nevent: evil"], "event"),
+        (vec!["t", "x", "--event", "a\rb"], "event"),
+        (vec!["t", "x", "--id", "1\nid: 2"], "id"),
+        (vec!["t", "x", "--id", "a\r\nb"], "id"),
+        (vec!["t\nx", "x"], "topic"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["publish", "--hub", &hub.url])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(field), "{args:?}: {stderr}");
+    }
+    let mut socket = TcpStream::connect(hub.addr()).unwrap();
+    write!(socket, "GET /topics/t HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.contains("\"lastEventId\":null"),
+        "nothing published: {answer}"
+    );
+    // Data with line breaks is data: one event, the lines kept.
+    let output = Command::new(BIN)
+        .args(["publish", "--hub", &hub.url, "t", "a\nevent: evil\r\nb"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let mut replay = hub.open("/events/t?lastEventId=0-0");
+    let mut lines: Vec<String> = Vec::new();
+    loop {
+        let mut line = String::new();
+        replay.read_line(&mut line).unwrap();
+        if line == "\n" {
+            // The end of an event: the hub's reset notice is skipped, the event kept.
+            if lines.iter().any(|l| l.starts_with("data: ")) {
+                break;
+            }
+            lines.clear();
+        } else if line == "event: ssehub-reset\n" {
+            lines.push("reset".into());
+            loop {
+                line.clear();
+                replay.read_line(&mut line).unwrap();
+                if line == "\n" {
+                    break;
+                }
+            }
+            lines.clear();
+        } else if !line.starts_with(':') && !line.starts_with("retry:") && !line.starts_with("id:")
+        {
+            lines.push(line.trim_end().to_owned());
+        }
+    }
+    assert_eq!(lines, ["data: a", "data: event: evil", "data: b"]);
+}

@@ -289,3 +289,71 @@ async fn distinct_topics_by_the_ten_thousand_keep_memory_bounded() {
         "memory grew from {rss_after_first} to {rss_after_all} KiB over 30,000 more topics"
     );
 }
+
+/// The number of open file descriptors of `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Ten thousand connections that send nothing or half a request head and hold on: the hub
+/// keeps serving a subscriber and a publisher at once, then closes every one of them at
+/// `head_timeout`, and its open files return to the baseline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_half_open_connections_are_closed_and_change_nothing() {
+    const HALF_OPEN: usize = 10_000;
+    let hub = Hub::start(["--memory", "--head-timeout", "3"], &[]).await;
+    let pid = hub.pid();
+    let addr = hub.addr().to_owned();
+    let baseline = open_fds(pid);
+    let mut idle = Vec::with_capacity(HALF_OPEN);
+    for i in 0..HALF_OPEN {
+        let mut socket = TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 0 {
+            socket
+                .write_all(b"GET /events/x HTTP/1.1\r\nHost:")
+                .await
+                .unwrap();
+        }
+        idle.push(socket);
+    }
+    // Served while they hang on.
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .get(format!("{}/events/ok", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    hub.publish("ok", "served").await;
+    let (_, events) = common::read_events(response, 1).await;
+    assert_eq!(events[0].data, "served");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "served in {:?} beside {HALF_OPEN} idle connections",
+        started.elapsed()
+    );
+    // Each idle connection is closed by the hub (a read sees the end, or the hub's 408).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for socket in &mut idle {
+        let mut buf = [0u8; 256];
+        loop {
+            match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(_)) => continue,
+                Err(_) => panic!("an idle connection was not closed by the hub"),
+            }
+        }
+    }
+    drop(idle);
+    let settle = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open_fds(pid) > baseline + 2 && tokio::time::Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        open_fds(pid) <= baseline + 2,
+        "open files {} back to the baseline {baseline}",
+        open_fds(pid)
+    );
+}
