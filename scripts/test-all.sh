@@ -15,3 +15,4 @@ else
 fi
 SSEHUB_BIN=target/debug/ssehub bash e2e/run.sh
 bash clients/python/run-tests.sh
+bash clients/js/run-tests.sh

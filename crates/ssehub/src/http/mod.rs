@@ -33,6 +33,8 @@ use crate::mercure;
 
 /// The built-in page, compiled into the binary.
 const PAGE: &str = include_str!("../../../../web/index.html");
+/// The JavaScript client's browser build (clients/js), served at `/ssehub.js`.
+const CLIENT_SCRIPT: &str = include_str!("../../../../clients/js/dist/ssehub.js");
 
 pub fn router(hub: Arc<Hub>) -> Router {
     // Every publishing route (POST, DELETE) goes through the per-address rate limit.
@@ -56,6 +58,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/healthz", get(topics::healthz))
         .route("/metrics", get(topics::metrics))
         .route("/stats/stream", stats::route())
+        .route("/ssehub.js", get(client_script))
         .route(
             mercure::HUB_PATH,
             limited(
@@ -93,6 +96,21 @@ pub fn router(hub: Arc<Hub>) -> Router {
         None => router,
     };
     router.with_state(hub)
+}
+
+/// `GET /ssehub.js`: the client's browser build. It changes only with the binary, so an hour
+/// of caching is safe and spares a page reload the download.
+async fn client_script() -> impl axum::response::IntoResponse {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CLIENT_SCRIPT,
+    )
 }
 
 /// The CORS headers for a stream answered outside axum (see `server.rs`); the same grants

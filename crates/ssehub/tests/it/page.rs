@@ -23,6 +23,29 @@ async fn serves_the_built_in_page() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_javascript_client() {
+    let hub = TestHub::start().await;
+    let response = hub.http.get(hub.url("/ssehub.js")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/javascript; charset=utf-8"
+    );
+    assert_eq!(response.headers()["cache-control"], "public, max-age=3600");
+    let script = response.text().await.unwrap();
+    let built = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../clients/js/dist/ssehub.js"
+    ))
+    .unwrap();
+    assert_eq!(script, built, "the hub serves clients/js/dist/ssehub.js");
+    assert!(
+        script.contains("root.ssehub = ssehub"),
+        "it defines the ssehub global"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn public_dir_replaces_the_page() {
     let dir = std::env::temp_dir().join(format!("ssehub-public-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
