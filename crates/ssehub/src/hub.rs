@@ -54,6 +54,9 @@ pub trait Engine: Send + Sync + 'static {
     }
 }
 
+/// Events a batch publish stores and fans out under one hold of the hub's lock.
+pub const BATCH_CHUNK: usize = 256;
+
 pub struct Hub {
     pub config: Config,
     pub store: Arc<dyn Store>,
@@ -220,6 +223,71 @@ impl Hub {
         // A memory store is done at append: no callback or channel per publish.
         if !self.store.durable_at_append() {
             self.wait_durable(&published.event).await?;
+        }
+        Ok(published)
+    }
+
+    /// Publishes `batch` in order, as [`Hub::publish`] does each event, but under one lock per
+    /// [`BATCH_CHUNK`] events and with one durability wait for the whole batch (the last
+    /// event's, which covers the ones before it). The topic limit is checked for the batch
+    /// before anything is stored. A store failure part-way returns the error; the events
+    /// before it are published, as when a publish's answer is lost.
+    pub async fn publish_many(
+        self: &Arc<Self>,
+        batch: Vec<NewEvent>,
+    ) -> Result<Vec<Published>, StoreError> {
+        if let Some(engine) = self.engine.get() {
+            let mut published = Vec::with_capacity(batch.len());
+            for new in batch {
+                published.push(engine.publish(new).await?);
+            }
+            return Ok(published);
+        }
+        let published = self.store_and_fan_out(batch)?;
+        if let Some(last) = published.last() {
+            if !self.store.durable_at_append() {
+                self.wait_durable(&last.event).await?;
+            }
+        }
+        Ok(published)
+    }
+
+    /// The locked part of [`Hub::publish_many`]: stores and fans out the batch, a chunk per
+    /// hold of the lock.
+    fn store_and_fan_out(&self, batch: Vec<NewEvent>) -> Result<Vec<Published>, StoreError> {
+        let topics: Vec<Topic> = {
+            let mut seen = std::collections::HashSet::new();
+            batch
+                .iter()
+                .flat_map(|e| e.topics.iter())
+                .filter(|t| seen.insert(*t))
+                .cloned()
+                .collect()
+        };
+        let mut published = Vec::with_capacity(batch.len());
+        let mut events = batch.into_iter();
+        let mut state = self.lock();
+        if !self.admit(&mut state, &topics) {
+            return Err(StoreError::Full(self.topic_limit_message()));
+        }
+        loop {
+            let mut taken = 0;
+            for new in events.by_ref().take(BATCH_CHUNK) {
+                taken += 1;
+                let event = self.store.append(new)?;
+                let delivered = self.fan_out(&mut state, &event);
+                published.push(Published {
+                    id: event.wire_id(),
+                    delivered,
+                    event,
+                });
+            }
+            drop(state);
+            if taken < BATCH_CHUNK {
+                break;
+            }
+            // Others may publish and subscribe between chunks.
+            state = self.lock();
         }
         Ok(published)
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -36,11 +37,17 @@ struct Fields<'a> {
     private: bool,
 }
 
+/// What a publish request carries: one event, or a batch.
+enum Decoded {
+    One(NewEvent),
+    Many(Vec<NewEvent>),
+}
+
 pub async fn publish(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
-) -> Result<Json<Published>, ApiError> {
+) -> Result<Response, ApiError> {
     // The headers are moved out, not cloned as the `HeaderMap` extractor would; the body is
     // read whatever the outcome (as the `Bytes` extractor does), so the connection stays
     // usable after a refusal.
@@ -52,12 +59,85 @@ pub async fn publish(
         .map_err(ApiError::from)
         .and_then(|grants| {
             let body = body_bytes(&hub, body)?;
+            if let Some(batch) = decode_batch(&hub, &headers, &body) {
+                let batch = batch?;
+                for new in &batch {
+                    auth::check_publish(grants.as_ref(), &new.topics)?;
+                }
+                return Ok(Decoded::Many(batch));
+            }
             let new = decode_valid(&hub, &headers, &body)?;
             auth::check_publish(grants.as_ref(), &new.topics)?;
-            Ok(new)
+            Ok(Decoded::One(new))
         });
-    let new = result.inspect_err(|_| Metrics::add(&hub.metrics.publish_rejected, 1))?;
-    publish_event(&hub, new).await
+    match result.inspect_err(|_| Metrics::add(&hub.metrics.publish_rejected, 1))? {
+        Decoded::One(new) => publish_event(&hub, new)
+            .await
+            .map(IntoResponse::into_response),
+        Decoded::Many(batch) => {
+            let published = hub.publish_many(batch).await.map_err(store_refusal)?;
+            Ok(Json(published).into_response())
+        }
+    }
+}
+
+/// A batch publish body, decoded and validated into its events; `None` when the body is
+/// one publish. A batch is a JSON array of publish objects (`application/json`), or
+/// `application/x-ndjson` with one publish object per line. Every event is checked before
+/// any is published: the first bad one refuses the whole batch, naming its position.
+fn decode_batch(
+    hub: &Hub,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Result<Vec<NewEvent>, ApiError>> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let items: Result<Vec<&[u8]>, ApiError> = match content_type.as_deref() {
+        Some("application/x-ndjson") => Ok(body
+            .split(|b| *b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .collect()),
+        Some("application/json") if body.trim_ascii_start().starts_with(b"[") => {
+            serde_json::from_slice::<Vec<&serde_json::value::RawValue>>(body)
+                .map(|raw| raw.into_iter().map(|r| r.get().as_bytes()).collect())
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("malformed JSON batch: {e}"),
+                    )
+                })
+        }
+        _ => return None,
+    };
+    Some(items.and_then(|items| {
+        if items.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "an empty batch: send one or more publish objects",
+            ));
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                decode_json(item)
+                    .and_then(|fields| validate(hub, fields))
+                    .map_err(|mut e| {
+                        e.message = format!("event {i} of the batch: {}", e.message);
+                        e
+                    })
+            })
+            .collect()
+    }))
 }
 
 pub async fn close_topic(
@@ -81,7 +161,12 @@ async fn publish_event(hub: &Arc<Hub>, new: NewEvent) -> Result<Json<Published>,
 
 /// Publishes `new`, a store failure worded for the client.
 pub(crate) async fn publish_new(hub: &Arc<Hub>, new: NewEvent) -> Result<Published, ApiError> {
-    hub.publish(new).await.map_err(|e| match e {
+    hub.publish(new).await.map_err(store_refusal)
+}
+
+/// A store failure worded for the client.
+fn store_refusal(e: StoreError) -> ApiError {
+    match e {
         StoreError::Unavailable(why) => {
             tracing::warn!(%why, "publish refused: store unavailable");
             ApiError::unavailable("the event store is unavailable; nothing was published", 1)
@@ -95,7 +180,7 @@ pub(crate) async fn publish_new(hub: &Arc<Hub>, new: NewEvent) -> Result<Publish
             ApiError::unavailable(DISK_FULL, 5)
         }
         other => ApiError::internal(&other),
-    })
+    }
 }
 
 /// The answer to a publish while the store's disk is full.

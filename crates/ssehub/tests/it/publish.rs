@@ -103,3 +103,123 @@ async fn ids_increase_in_publish_order() {
         last = Some(id);
     }
 }
+
+async fn post_raw(hub: &TestHub, content_type: &str, body: String) -> (u16, serde_json::Value) {
+    let response = hub
+        .http
+        .post(hub.url("/publish"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// A batch (a JSON array, or NDJSON) publishes each event in order and answers each one's
+/// id and deliveries; a batch larger than one lock's chunk stays in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_publishes_every_event_in_order() {
+    let hub = TestHub::start().await;
+    let mut a = hub.subscribe("/events/a", &[]).await;
+    let mut both = hub.subscribe("/events?topic=a,b", &[]).await;
+    hub.wait_subscribers("a", 2).await;
+    let batch = json!([
+        {"topic": "a", "data": "1"},
+        {"topic": "b", "data": "2", "event": "named"},
+        {"topic": ["a", "b"], "data": "3", "id": "custom-3"},
+    ]);
+    let (status, answer) = post_raw(&hub, "application/json", batch.to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let answers = answer.as_array().unwrap();
+    assert_eq!(answers.len(), 3);
+    let delivered: Vec<u64> = answers
+        .iter()
+        .map(|a| a["delivered"].as_u64().unwrap())
+        .collect();
+    assert_eq!(delivered, [2, 1, 2]);
+    assert_eq!(answers[2]["id"], "custom-3");
+    for (n, expect) in ["1", "3"].iter().enumerate() {
+        let e = a.event().await;
+        assert_eq!(e.data, *expect, "event {n} on a");
+    }
+    let seen: Vec<(String, String, String)> =
+        [both.event().await, both.event().await, both.event().await]
+            .into_iter()
+            .map(|e| (e.event, e.data, e.id))
+            .collect();
+    assert_eq!(seen[0].1, "1");
+    assert_eq!((seen[1].0.as_str(), seen[1].1.as_str()), ("named", "2"));
+    assert_eq!((seen[2].1.as_str(), seen[2].2.as_str()), ("3", "custom-3"));
+    assert_eq!(seen[0].2, answers[0]["id"].as_str().unwrap());
+
+    // NDJSON, blank lines and CRLF line ends allowed; 1,000 events cross several chunks.
+    let mut ndjson = String::from("\r\n");
+    for i in 0..1000 {
+        ndjson.push_str(&format!("{{\"topic\":\"a\",\"data\":\"n{i}\"}}\r\n"));
+        if i % 100 == 0 {
+            ndjson.push('\n');
+        }
+    }
+    let (status, answer) = post_raw(&hub, "application/x-ndjson", ndjson).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer.as_array().unwrap().len(), 1000);
+    for i in 0..1000 {
+        assert_eq!(a.event().await.data, format!("n{i}"));
+    }
+}
+
+/// One bad event refuses the whole batch, naming its position; nothing is published. An
+/// empty or malformed batch is a 400 too, and the topic limit holds for a batch as a whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_one_bad_event_publishes_nothing() {
+    let hub = TestHub::with_config(ssehub::Config {
+        max_hub_topics: 3,
+        ..ssehub::Config::default()
+    })
+    .await;
+    let bad = json!([
+        {"topic": "x", "data": "fine"},
+        {"topic": "bad topic", "data": "x"},
+    ]);
+    let (status, answer) = post_raw(&hub, "application/json", bad.to_string()).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("event 1 of the batch"),
+        "{answer}"
+    );
+    assert_eq!(answer["field"], "topic");
+    let (status, answer) = post_raw(
+        &hub,
+        "application/x-ndjson",
+        "{\"topic\":\"x\"}\nnot json\n".into(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("event 1 of the batch"));
+    assert_eq!(post_raw(&hub, "application/json", "[]".into()).await.0, 400);
+    assert_eq!(
+        post_raw(&hub, "application/json", "[{\"topic\":".into())
+            .await
+            .0,
+        400
+    );
+    let too_many = json!([
+        {"topic": "t1", "data": "x"}, {"topic": "t2", "data": "x"},
+        {"topic": "t3", "data": "x"}, {"topic": "t4", "data": "x"},
+    ]);
+    let (status, answer) = post_raw(&hub, "application/json", too_many.to_string()).await;
+    assert_eq!(status, 503, "{answer}");
+    let topics = hub.get_json("/topics").await;
+    assert_eq!(topics["topics"], json!([]), "nothing was published");
+}
