@@ -150,8 +150,6 @@ export interface SubscribeOptions<T = string> {
   readTimeout?: number;
   /** Disconnect after the page has been hidden this long (ms); reconnect when it shows again. */
   hiddenTimeout?: number | null;
-  /** With false, events are not queued for async iteration. */
-  iterate?: boolean;
   onEvent?(event: HubEvent<T>): void;
   onReset?(info: ResetInfo): void;
   onPresence?(info: PresenceInfo): void;

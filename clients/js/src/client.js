@@ -108,8 +108,11 @@ export class Subscription {
     this.connections = 0;
     this._backoff = new Backoff(options.maxDelay ?? 30000);
     this._listeners = new Map(); // event type -> Set of handlers
-    this._queue = []; // for the async iterator
+    this._queue = []; // events not yet taken by the async iterator, once there is one
     this._waiters = [];
+    // Events are kept for `for await` from the start, unless handlers take them (onEvent or
+    // on()): then only while an iterator runs, so that a callback user's memory stays flat.
+    this._iterating = false;
     this._timer = null;
     this._abort = null; // AbortController of the fetch under way
     this._source = null; // the EventSource under way
@@ -176,6 +179,7 @@ export class Subscription {
 
   /** `for await (const event of subscription)`: the events, until the subscription ends. */
   [Symbol.asyncIterator]() {
+    this._iterating = true;
     return {
       next: () => {
         if (this._queue.length) return Promise.resolve({ value: this._queue.shift(), done: false });
@@ -313,7 +317,15 @@ export class Subscription {
     const abort = new AbortController();
     this._abort = abort;
     const headers = { Accept: 'text/event-stream', 'Cache-Control': 'no-cache', ...(this.options.headers || {}) };
-    const token = await this.client._token();
+    let token;
+    try {
+      token = await this.client._token();
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      this._abort = null;
+      this._refused(0, null, new SSEHubError(0, `the token function failed: ${err.message || err}`));
+      return;
+    }
     if (abort.signal.aborted) return;
     if (token) headers.Authorization = `Bearer ${token}`;
     if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;
@@ -517,7 +529,7 @@ export class Subscription {
     this._emit('*', event);
     this._emit(type, event);
     if (this._waiters.length) this._waiters.shift()({ value: event, done: false });
-    else if (this.options.iterate !== false) this._queue.push(event);
+    else if (this._iterating || (!this.options.onEvent && this._listeners.size === 0)) this._queue.push(event);
   }
 
   _emit(type, value) {
@@ -536,8 +548,10 @@ export class Subscription {
     try {
       fn(value);
     } catch (err) {
-      // A handler's fault must not break the stream; report it where it can be seen.
-      setTimeout(() => { throw err; }, 0);
+      // A handler's fault must not break the stream; report it where it can be seen (the
+      // page's error event, or Node's uncaught exception, as an EventSource listener's would).
+      if (typeof globalThis.reportError === 'function') globalThis.reportError(err);
+      else setTimeout(() => { throw err; }, 0);
     }
   }
 }

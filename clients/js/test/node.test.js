@@ -223,6 +223,40 @@ test('tokens: minted here, sent as a header; a fixed bad token is refused for go
   }
 });
 
+test('a token function that fails is retried with back-off, not left hanging', async () => {
+  const own = await startHub(['--memory', '--subscriber-jwt-key', 'k']);
+  try {
+    let calls = 0;
+    const client = new Client(own.url, {
+      token: async () => {
+        calls += 1;
+        if (calls < 3) throw new Error('token service down');
+        return mintToken('k', { subscribe: ['t'] });
+      },
+    });
+    const { seen, options } = collector({ maxDelay: 200 });
+    const sub = client.subscribe('t', options);
+    await waitFor(() => sub.state === 'open', { what: 'the third attempt to connect' });
+    assert.equal(calls, 3);
+    assert.equal(seen.errors.length, 2);
+    assert.match(seen.errors[0].message, /token function failed/);
+    sub.close();
+  } finally {
+    await own.stop();
+  }
+});
+
+test('callbacks alone do not queue events for an iterator nobody runs', async () => {
+  const client = new Client(hub.url);
+  const { seen, options } = collector();
+  const sub = client.subscribe('noqueue', options);
+  await subscribers(client, 'noqueue');
+  await client.publishMany([['noqueue', 'a'], ['noqueue', 'b']]);
+  await waitFor(() => seen.events.length === 2);
+  assert.equal(sub._queue.length, 0);
+  sub.close();
+});
+
 test('the Mercure endpoint, with topic IRIs', async () => {
   const client = new Client(hub.url);
   const topic = 'https://example.com/books/1';
