@@ -142,9 +142,10 @@ test('tokens: a cookie with EventSource, a header with fetch streaming; refusals
     assert.equal(await subscribeInPage(withCookie.page, 'cookie', ['private-topic']), 'eventsource');
     assert.equal(await subscribeInPage(without.page, 'header', ['private-topic'], { token }), 'fetch');
     assert.equal(await subscribeInPage(without.page, 'none', ['private-topic']), 'eventsource');
-    await subscribers(client, 'private-topic', 2);
+    assert.equal(await subscribeInPage(withCookie.page, 'mercure', ['private-topic'], { mercure: true }), 'eventsource');
+    await subscribers(client, 'private-topic', 3);
     await client.publish('private-topic', 'for token holders', { private: true });
-    for (const [page, name] of [[withCookie.page, 'cookie'], [without.page, 'header']]) {
+    for (const [page, name] of [[withCookie.page, 'cookie'], [without.page, 'header'], [withCookie.page, 'mercure']]) {
       await waitFor(async () => (await seenIn(page, name)).events.length === 1, { what: `the event (${name})` });
       assert.equal((await seenIn(page, name)).events[0].data, 'for token holders');
     }
