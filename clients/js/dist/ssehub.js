@@ -294,6 +294,13 @@ const env = {
   hidden() { return typeof document !== 'undefined' && document.visibilityState === 'hidden'; },
 };
 
+/**
+ * Names `on()` takes that are not event types of the stream (an EventSource listener for
+ * them would hear the connection's own `error`/`open`); the hub refuses `error` and `open` as
+ * event names. `*` is every event; the control events are `on()` types of their own.
+ */
+const NOT_EVENT_TYPES = new Set(['*', 'error', 'open']);
+
 /** What a subscription's `state` can be. */
 const State = Object.freeze({
   CONNECTING: 'connecting', // a request is under way
@@ -379,7 +386,7 @@ class Subscription {
   on(type, handler) {
     if (!this._listeners.has(type)) this._listeners.set(type, new Set());
     this._listeners.get(type).add(handler);
-    if (this._source && type !== '*') this._listen(this._source, type);
+    if (this._source && !NOT_EVENT_TYPES.has(type)) this._listen(this._source, type);
     return () => this._listeners.get(type)?.delete(handler);
   }
 
@@ -652,7 +659,7 @@ class Subscription {
   _eventSourceTypes() {
     const types = new Set(['message', RESET_EVENT, ...(this.options.events || [])]);
     if (this.options.presence) types.add(PRESENCE_EVENT);
-    for (const type of this._listeners.keys()) if (type !== '*') types.add(type);
+    for (const type of this._listeners.keys()) if (!NOT_EVENT_TYPES.has(type)) types.add(type);
     return types;
   }
 
@@ -740,7 +747,14 @@ class Subscription {
     this._emit('*', event);
     this._emit(type, event);
     if (this._waiters.length) this._waiters.shift()({ value: event, done: false });
-    else if (this._iterating || (!this.options.onEvent && this._listeners.size === 0)) this._queue.push(event);
+    else if (this._iterating || !this._handled()) this._queue.push(event);
+  }
+
+  /** Whether handlers take the events (then they are not kept for an iterator). */
+  _handled() {
+    if (this.options.onEvent) return true;
+    for (const [type, set] of this._listeners) if (set.size && !NOT_EVENT_TYPES.has(type)) return true;
+    return false;
   }
 
   _emit(type, value) {

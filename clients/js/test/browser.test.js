@@ -86,9 +86,13 @@ test('the hub serves the browser build; EventSource by default; named events and
     await page.evaluate(() => {
       window.late = [];
       window.subs.a.on('late-type', (e) => window.late.push(e.data));
+      // The connection's own error/open are not events of the stream.
+      window.subs.a.on('error', () => {});
+      window.subs.a.on('open', () => window.late.push('wrongly heard open'));
     });
     await client.publish('news', { late: true }, { event: 'late-type' });
     await waitFor(() => page.evaluate(() => window.late.length === 1), { what: 'the late-registered type' });
+    assert.deepEqual(await page.evaluate(() => window.late), [{ late: true }]);
     await page.evaluate(() => window.subs.a.close());
     await waitFor(async () => (await client.topic('news')).subscribers === 0, { what: 'the stream closed' });
   } finally {
