@@ -163,6 +163,40 @@ test('tokens: a cookie with EventSource, a header with fetch streaming; refusals
   }
 });
 
+test('cross-origin: a header token through CORS, resuming with Last-Event-ID after each stream ends', async () => {
+  const pages = await hubWith(['--memory']); // serves the page on another origin
+  const pageOrigin = `http://localhost:${pages.port}`;
+  const hub = await startHub(['--memory', '--subscriber-jwt-key', 'k', '--cors-origins', pageOrigin,
+    '--stream-lifetime', '1', '--retry', '100']);
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(`${pageOrigin}/`);
+    await page.addScriptTag({ url: `${hub.url}/ssehub.js` });
+    const token = await mintToken('k', { subscribe: ['x'] });
+    await page.evaluate(({ url, token }) => {
+      window.got = [];
+      window.sub = new window.ssehub.Client(url, { token }).subscribe('x', {
+        json: true, onEvent: (e) => window.got.push(e.data.n),
+      });
+    }, { url: hub.url, token });
+    const client = new Client(hub.url);
+    for (let n = 1; n <= 30; n += 1) {
+      await client.publish('x', { n });
+      await sleep(100); // across about three stream lifetimes
+    }
+    await waitFor(() => page.evaluate(() => window.got.length >= 30), { what: 'every event in the page' });
+    await sleep(300);
+    const got = await page.evaluate(() => window.got);
+    assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.ok(await page.evaluate(() => window.sub.connections) >= 3, 'the streams ended and resumed');
+  } finally {
+    await context.close();
+    await hub.stop();
+    await pages.stop();
+  }
+});
+
 test('the hub killed mid-stream and restarted: no event lost or twice, both transports', async () => {
   const dir = tempDir('browser-kill');
   const args = ['--public-dir', publicDir, '--data-dir', dir, '--retry', '200'];
