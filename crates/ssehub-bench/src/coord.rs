@@ -356,14 +356,52 @@ async fn publish(o: &Opts, events: Vec<Ev>, rate: f64, topics: u64) -> Result<Pu
             }
         }));
     }
+    use std::io::IsTerminal;
+    let ticker = (o.progress || std::io::stderr().is_terminal()).then(|| {
+        let (st, total) = (st.clone(), events.len());
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprint!("\r{}", progress_line(&st.borrow(), total, t0.elapsed()));
+            }
+        })
+    });
     for h in handles {
         h.await.map_err(|e| e.to_string())?;
+    }
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprintln!(
+            "\r{}",
+            progress_line(&st.borrow(), events.len(), t0.elapsed())
+        );
     }
     let st = Rc::try_unwrap(st)
         .map_err(|_| "publisher state still shared")?
         .into_inner();
     let elapsed_s = (st.last_done_us.max(start_us) - start_us) as f64 / 1e6;
     Ok(PubResult { st, elapsed_s })
+}
+
+/// `published 12,000/100,000 [###.......] 12% 4,000/s, 2 errors`: the progress bar of a
+/// publishing run.
+fn progress_line(st: &PubState, total: usize, elapsed: Duration) -> String {
+    const WIDTH: usize = 20;
+    let done = st.ok as usize + st.errors.values().sum::<u64>() as usize;
+    let filled = (done * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    let percent = (done * 100).checked_div(total).unwrap_or(100);
+    let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
+    let errors: u64 = st.errors.values().sum();
+    format!(
+        "published {done}/{total} [{}{}] {percent:>3}% {rate:.0}/s, {errors} errors",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled)
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -848,5 +886,33 @@ pub fn run(mode: Mode, o: Opts) -> i32 {
             log(&format!("failed: {e}"));
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_counts_answers_and_errors() {
+        let mut st = PubState {
+            ok: 45,
+            ..PubState::default()
+        };
+        st.errors.insert("status 503: full".into(), 5);
+        let line = progress_line(&st, 100, Duration::from_secs(2));
+        assert_eq!(
+            line,
+            "published 50/100 [##########..........]  50% 25/s, 5 errors"
+        );
+        let done = progress_line(
+            &PubState {
+                ok: 7,
+                ..PubState::default()
+            },
+            7,
+            Duration::from_secs(1),
+        );
+        assert!(done.contains("[####################] 100%"), "{done}");
     }
 }

@@ -63,6 +63,9 @@ pub struct Opts {
     /// Name of the hub under test, for the report.
     #[arg(long, default_value = "ssehub")]
     pub label: String,
+    /// Show the publishing progress on standard error (the default when it is a terminal).
+    #[arg(long)]
+    pub progress: bool,
     /// Subscribe URL template; `{topic}` is replaced by the topic name.
     #[arg(long, default_value = "http://127.0.0.1:8080/events/{topic}")]
     pub sub_url: String,

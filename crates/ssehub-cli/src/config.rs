@@ -20,6 +20,9 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 #[derive(Args, Deserialize, Debug, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
+    /// Log lines as text or as one JSON object each: text or json [default: text]
+    #[arg(long, env = "SSEHUB_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
     /// Address and port to listen on [default: 127.0.0.1:8080]
     #[arg(long, env = "SSEHUB_LISTEN", value_name = "ADDR:PORT")]
     pub listen: Option<String>,
@@ -300,6 +303,8 @@ pub struct Settings {
     /// The listening socket's accept queue (`listen(2)` backlog; the kernel caps it at
     /// `net.core.somaxconn`).
     pub listen_backlog: u32,
+    /// Log lines as JSON objects (else text).
+    pub json_logs: bool,
 }
 
 /// Fills every key `top` leaves unset from `below`.
@@ -316,7 +321,7 @@ pub fn with_mercure_aliases(flags_and_env: Layer) -> anyhow::Result<Layer> {
 }
 
 fn under(top: Layer, below: Layer) -> Layer {
-    fill!(top, below; listen, listen_backlog, data_dir, memory, history, demo, public_dir, heartbeat, retry,
+    fill!(top, below; log_format, listen, listen_backlog, data_dir, memory, history, demo, public_dir, heartbeat, retry,
         max_payload, cors_origins, max_connections, max_topics, max_hub_topics, max_header_bytes, max_connections_per_ip,
         head_timeout, publish_rate, publish_burst, socket_send_buffer, subscriber_buffer,
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
@@ -466,10 +471,16 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
     };
     let listen_backlog = u32::try_from(positive(layer.listen_backlog, "listen_backlog")?)
         .map_err(|_| anyhow::anyhow!("listen_backlog: at most {}", u32::MAX))?;
+    let json_logs = match required(layer.log_format, "log_format")?.as_str() {
+        "text" => false,
+        "json" => true,
+        other => bail!("log_format: {other:?} is not one of text, json"),
+    };
     Ok(Settings {
         hub,
         store,
         listen_backlog,
+        json_logs,
     })
 }
 

@@ -47,6 +47,13 @@ enum Command {
     /// Print the configuration file with every key, its default and what it does, then the
     /// effective retention rules if flags, environment or --config give any
     PrintConfig(Box<ServeArgs>),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell, e.g. `ssehub completions bash > /etc/bash_completion.d/ssehub`
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `ssehub man > ssehub.1 && man ./ssehub.1`
+    Man,
 }
 
 #[derive(clap::Args, Default)]
@@ -65,6 +72,30 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(*args),
         Some(Command::Publish(args)) => client_runtime()?.block_on(publish::run(args)),
         Some(Command::Subscribe(args)) => client_runtime()?.block_on(subscribe::run(args)),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ssehub", &mut std::io::stdout());
+            Ok(())
+        }
+        Some(Command::Man) => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command.clone()).render(&mut page)?;
+            // One section per subcommand after the main page.
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let sub = sub
+                    .clone()
+                    .display_name(format!("ssehub-{}", sub.get_name()))
+                    .bin_name(format!("ssehub {}", sub.get_name()));
+                let mut section = Vec::new();
+                clap_mangen::Man::new(sub).render(&mut section)?;
+                page.extend_from_slice(b"\n");
+                page.extend_from_slice(&section);
+            }
+            use std::io::Write;
+            std::io::stdout().write_all(&page)?;
+            Ok(())
+        }
         Some(Command::PrintConfig(args)) => {
             print!("{}", config::DEFAULT_TOML);
             let settings = settings(*args)?;
@@ -87,20 +118,25 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn install_logging() {
+/// Logs to standard error at the `SSEHUB_LOG` level (default info): text, coloured on a
+/// terminal, or with `json` one JSON object a line (timestamp, level, target, fields).
+fn install_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SSEHUB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().flatten_event(true).init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(args)?;
-    install_logging();
+    install_logging(settings.json_logs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

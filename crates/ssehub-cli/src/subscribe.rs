@@ -31,6 +31,40 @@ pub struct SubscribeArgs {
     /// Also print presence events (subscribers joining and leaving the topics)
     #[arg(long)]
     pub presence: bool,
+    /// Keep a live count of the events received on standard error (the default when
+    /// standard output is redirected and standard error is a terminal)
+    #[arg(long)]
+    pub progress: bool,
+}
+
+/// The live count on standard error: rewritten in place at most ten times a second.
+struct Progress {
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn show(&mut self, events: u64, force: bool) {
+        let now = std::time::Instant::now();
+        if !force
+            && self
+                .last
+                .is_some_and(|t| now.duration_since(t).as_millis() < 100)
+        {
+            return;
+        }
+        self.last = Some(now);
+        let plural = if events == 1 { "" } else { "s" };
+        eprint!("\rssehub subscribe: {events} event{plural} received");
+    }
+
+    /// Ends the status line so the next message starts on a line of its own.
+    fn finish(&mut self, events: u64) {
+        if self.last.is_some() {
+            self.show(events, true);
+            eprintln!();
+            self.last = None;
+        }
+    }
 }
 
 /// Prints events until `--count` is reached or the hub ends the subscription for good
@@ -46,6 +80,9 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
     });
     let mut printed = 0u64;
     let stdout = std::io::stdout();
+    use std::io::IsTerminal;
+    let live = args.progress || (std::io::stderr().is_terminal() && !stdout.is_terminal());
+    let mut progress = Progress { last: None };
     while args.count.is_none_or(|n| printed < n) {
         let Some(event) = subscriber.next().await else {
             break;
@@ -53,13 +90,17 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
         let event = match event {
             Ok(event) => event,
             Err(e) if !subscriber.is_closed() => {
+                progress.finish(printed);
                 eprintln!(
                     "ssehub subscribe: {:#}; reconnecting",
                     anyhow::Error::from(e)
                 );
                 continue;
             }
-            Err(e) => return Err(e).with_context(|| format!("subscribing at {}", args.hub)),
+            Err(e) => {
+                progress.finish(printed);
+                return Err(e).with_context(|| format!("subscribing at {}", args.hub));
+            }
         };
         let line = if args.json {
             serde_json::to_string(&event)?
@@ -74,7 +115,11 @@ pub async fn run(args: SubscribeArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e).context("writing to standard output"),
         }
         printed += 1;
+        if live {
+            progress.show(printed, false);
+        }
     }
+    progress.finish(printed);
     Ok(())
 }
 

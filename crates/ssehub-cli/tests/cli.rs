@@ -417,3 +417,147 @@ fn the_publish_command_cannot_inject_sse_fields() {
     }
     assert_eq!(lines, ["data: a", "data: event: evil", "data: b"]);
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_definitions() {
+    let run = |args: &[&str]| {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    for word in [
+        "publish",
+        "subscribe",
+        "print-config",
+        "--max-hub-topics",
+        "--log-format",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    assert!(run(&["completions", "zsh"]).starts_with("#compdef ssehub"));
+    assert!(run(&["completions", "fish"]).contains("complete -c ssehub"));
+    let man = run(&["man"]);
+    for page in [
+        ".TH ssehub 1",
+        ".TH ssehub-publish 1",
+        ".TH ssehub-subscribe 1",
+    ] {
+        assert!(man.contains(page), "man lacks {page}");
+    }
+    assert!(
+        man.contains("\\-\\-max\\-hub\\-topics"),
+        "every flag is in the page"
+    );
+    assert!(!refused(&["completions", "tcsh"], &[]).is_empty());
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(log["level"], "INFO", "{log}");
+    assert_eq!(log["message"], "ssehub started", "{log}");
+    assert!(
+        log["timestamp"].is_string() && log["addr"].is_string(),
+        "{log}"
+    );
+    let err = refused(&["serve", "--memory", "--log-format", "xml"], &[]);
+    assert!(err.contains("log_format"), "{err}");
+}
+
+/// `ssehub subscribe --progress` keeps a count on standard error and says when it
+/// reconnects; the events themselves go to standard output, across a hub restart.
+#[test]
+fn subscribe_shows_a_live_count_and_reconnect_notices() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let url = format!("http://{addr}");
+    let start_on = || {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--memory", "--listen", &addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on"), "{line}");
+        child
+    };
+    let publish = |data: &str| {
+        let status = Command::new(BIN)
+            .args(["publish", "--hub", &url, "p", data])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let mut first = start_on();
+    let subscriber = Command::new(BIN)
+        .args([
+            "subscribe",
+            "--hub",
+            &url,
+            "--progress",
+            // one, the new hub's ssehub-reset (its memory history is new), two.
+            "--count",
+            "3",
+            "p",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hub = HubProcess {
+        child: Command::new("true").spawn().unwrap(),
+        url: url.clone(),
+    };
+    wait_subscribers(&hub, "p", 1);
+    publish("one");
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut second = start_on();
+    wait_subscribers(&hub, "p", 1);
+    publish("two");
+    let output = subscriber.wait_with_output().unwrap();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        stdout.contains("message: one") && stdout.contains("message: two"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("1 event received"), "{stderr:?}");
+    assert!(stderr.contains("2 events received"), "{stderr:?}");
+    assert!(stderr.contains("reconnecting"), "{stderr:?}");
+}
