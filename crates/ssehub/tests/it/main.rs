@@ -10,6 +10,7 @@ mod cors;
 mod head_timeout;
 mod http2;
 mod mercure;
+mod openapi;
 mod page;
 mod presence;
 mod publish;
