@@ -30,6 +30,10 @@ export interface SSEParserOptions {
   /** A comment line's text after the colon (a leading space kept). */
   onComment?(text: string): void;
   onEvent?(event: SSEEvent): void;
+  /** Characters an event's data (or any one line) may have; a bigger event is skipped. */
+  maxEventSize?: number;
+  /** Told of each skipped event, with the last event id after it. */
+  onOversize?(lastEventId: string): void;
 }
 
 /** The incremental event-stream parser (WHATWG rules). */
@@ -48,6 +52,8 @@ export class SSEParser {
 /** Splits decoded text into lines (CRLF, LF, lone CR) across chunks. */
 export class LineSplitter {
   push(text: string, onLine: (line: string) => void): void;
+  /** Drops the unterminated tail and the rest of its line. */
+  discardLine(): void;
   readonly tail: string;
   reset(): void;
 }
@@ -146,6 +152,8 @@ export interface SubscribeOptions<T = string> {
   events?: string[];
   /** Longest back-off delay, ms (default 30000). */
   maxDelay?: number;
+  /** fetch streaming: the largest event taken, in characters (16 Mi); a bigger one is skipped and reported. */
+  maxEventSize?: number;
   /** fetch streaming: ms without a byte after which the connection counts as dead (default 60000; 0 off). */
   readTimeout?: number;
   /** Disconnect after the page has been hidden this long (ms); reconnect when it shows again. */

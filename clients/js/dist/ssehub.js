@@ -54,6 +54,13 @@ class LineSplitter {
   constructor() {
     this._pending = ''; // the start of the current, unfinished line
     this._skipLF = false; // the last chunk ended in CR: an LF starting the next belongs to it
+    this._discard = false; // drop the current line, up to and with its end
+  }
+
+  /** Drops the unterminated tail and the rest of its line, which is then not reported. */
+  discardLine() {
+    this._pending = '';
+    this._discard = true;
   }
 
   /** Calls `onLine(line)` for each line `text` completes. */
@@ -73,6 +80,8 @@ class LineSplitter {
       }
       const line = this._pending === '' ? text.slice(start, i) : this._pending + text.slice(start, i);
       this._pending = '';
+      const discarded = this._discard;
+      this._discard = false;
       if (c === CR) {
         if (i + 1 < n) {
           if (text.charCodeAt(i + 1) === LF) i += 1;
@@ -82,9 +91,9 @@ class LineSplitter {
       }
       i += 1;
       start = i;
-      onLine(line);
+      if (!discarded) onLine(line);
     }
-    if (start < n) this._pending += text.slice(start);
+    if (start < n && !this._discard) this._pending += text.slice(start);
   }
 
   /** The unterminated tail held back so far. */
@@ -96,6 +105,7 @@ class LineSplitter {
   reset() {
     this._pending = '';
     this._skipLF = false;
+    this._discard = false;
   }
 }
 
@@ -103,10 +113,15 @@ class LineSplitter {
  * The parser. `lastEventId` is the committed last event id (what a reconnect sends as
  * `Last-Event-ID`); `retry` the last valid `retry:` value in milliseconds, or null.
  * Options: `lastEventId` to start from; `onRetry(ms)`, `onComment(text)` and `onEvent(event)`
- * hooks, called in stream order as each line is handled (events are also returned by `feed`).
+ * hooks, called in stream order as each line is handled (events are also returned by `feed`);
+ * `maxEventSize` (characters; none by default): an event whose data, or any one line, would
+ * go over it is skipped, its `id` and `retry` still count, and `onOversize(lastEventId)` is
+ * told; a longer comment line is dropped.
  */
 class SSEParser {
-  constructor({ lastEventId = '', onRetry = null, onComment = null, onEvent = null } = {}) {
+  constructor({
+    lastEventId = '', onRetry = null, onComment = null, onEvent = null, maxEventSize = Infinity, onOversize = null,
+  } = {}) {
     this._decoder = new TextDecoder('utf-8'); // drops one leading BOM, replaces bad bytes
     this._lines = new LineSplitter();
     this._data = [];
@@ -117,6 +132,10 @@ class SSEParser {
     this._onRetry = onRetry;
     this._onComment = onComment;
     this._onEvent = onEvent;
+    this._max = maxEventSize;
+    this._onOversize = onOversize;
+    this._size = 0; // characters of data in the current event
+    this._oversize = false; // the current event went over the limit: its data is dropped
     this.lastEventId = lastEventId;
     this.retry = null;
   }
@@ -128,7 +147,21 @@ class SSEParser {
     else text = this._decoder.decode(chunk instanceof ArrayBuffer ? new Uint8Array(chunk) : chunk, { stream: true });
     const events = [];
     if (text !== '') this._lines.push(text, (line) => this._line(line, events));
+    const tail = this._lines.tail;
+    if (tail.length > this._max - this._size) {
+      // An unterminated line already too big: drop it rather than hold it. The same rule
+      // as in _line, so that where the chunks were cut changes nothing.
+      this._lines.discardLine();
+      if (tail.charCodeAt(0) !== 58 /* : */) this._overflow();
+    }
     return events;
+  }
+
+  _overflow() {
+    this._oversize = true;
+    this._data = [];
+    this._hasData = false;
+    this._size = 0;
   }
 
   /**
@@ -145,6 +178,8 @@ class SSEParser {
     this._type = '';
     this._blockId = null;
     this._idBuffer = this.lastEventId;
+    this._size = 0;
+    this._oversize = false;
     this._decoder = new TextDecoder('utf-8');
     return events;
   }
@@ -158,6 +193,10 @@ class SSEParser {
       if (this._onComment) this._onComment(line.slice(1));
       return;
     }
+    if (line.length > this._max - this._size) {
+      this._overflow();
+      return;
+    }
     const colon = line.indexOf(':');
     let field = line;
     let value = '';
@@ -168,7 +207,9 @@ class SSEParser {
     }
     switch (field) {
       case 'data':
+        if (this._oversize) break;
         this._data.push(value);
+        this._size += value.length + 1;
         this._hasData = true;
         break;
       case 'event':
@@ -196,6 +237,13 @@ class SSEParser {
     this.lastEventId = this._idBuffer;
     const id = this._blockId;
     this._blockId = null;
+    this._size = 0;
+    if (this._oversize) {
+      this._oversize = false;
+      this._type = '';
+      if (this._onOversize) this._onOversize(this.lastEventId);
+      return;
+    }
     if (!this._hasData) {
       this._type = '';
       return;
@@ -217,6 +265,10 @@ class SSEParser {
 
 /** Reconnect delay before the hub has sent `retry:` (the hub's own default), ms. */
 const DEFAULT_RETRY_MS = 3000;
+/** The largest event the fetch transport takes, in characters (a guard against a runaway stream). */
+const DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024;
+/** Internal: moves the position past a skipped event without delivering anything. */
+const OVERSIZE = Symbol('oversize');
 /** The Mercure endpoint's path. */
 const MERCURE_PATH = '/.well-known/mercure';
 
@@ -574,6 +626,12 @@ class Subscription {
     const parser = new SSEParser({
       lastEventId: this.lastEventId,
       onRetry: (ms) => { this._backoff.retryMs = ms; },
+      maxEventSize: this.options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE,
+      onOversize: (id) => {
+        // Skipped, but its id counts: a reconnect must not fetch it again and again.
+        this._deliver(OVERSIZE, '', null, id);
+        this._emitError(new SSEHubError(0, `event ${id || '(no id)'} skipped: over maxEventSize`));
+      },
     });
     const reader = response.body.getReader();
     const readTimeout = this.options.readTimeout ?? 60000;
@@ -728,6 +786,7 @@ class Subscription {
         try { this._storage.setItem(this._storageKey, lastEventId); } catch (_) { /* full or denied */ }
       }
     }
+    if (type === OVERSIZE) return;
     let data = text;
     const decode = this.options.decode || (this.options.json ? JSON.parse : null);
     if (decode) {

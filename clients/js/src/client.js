@@ -6,6 +6,10 @@ import { SSEParser, RESET_EVENT, PRESENCE_EVENT } from './parser.js';
 
 /** Reconnect delay before the hub has sent `retry:` (the hub's own default), ms. */
 export const DEFAULT_RETRY_MS = 3000;
+/** The largest event the fetch transport takes, in characters (a guard against a runaway stream). */
+const DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024;
+/** Internal: moves the position past a skipped event without delivering anything. */
+const OVERSIZE = Symbol('oversize');
 /** The Mercure endpoint's path. */
 const MERCURE_PATH = '/.well-known/mercure';
 
@@ -363,6 +367,12 @@ export class Subscription {
     const parser = new SSEParser({
       lastEventId: this.lastEventId,
       onRetry: (ms) => { this._backoff.retryMs = ms; },
+      maxEventSize: this.options.maxEventSize ?? DEFAULT_MAX_EVENT_SIZE,
+      onOversize: (id) => {
+        // Skipped, but its id counts: a reconnect must not fetch it again and again.
+        this._deliver(OVERSIZE, '', null, id);
+        this._emitError(new SSEHubError(0, `event ${id || '(no id)'} skipped: over maxEventSize`));
+      },
     });
     const reader = response.body.getReader();
     const readTimeout = this.options.readTimeout ?? 60000;
@@ -517,6 +527,7 @@ export class Subscription {
         try { this._storage.setItem(this._storageKey, lastEventId); } catch (_) { /* full or denied */ }
       }
     }
+    if (type === OVERSIZE) return;
     let data = text;
     const decode = this.options.decode || (this.options.json ? JSON.parse : null);
     if (decode) {

@@ -50,6 +50,13 @@ export class LineSplitter {
   constructor() {
     this._pending = ''; // the start of the current, unfinished line
     this._skipLF = false; // the last chunk ended in CR: an LF starting the next belongs to it
+    this._discard = false; // drop the current line, up to and with its end
+  }
+
+  /** Drops the unterminated tail and the rest of its line, which is then not reported. */
+  discardLine() {
+    this._pending = '';
+    this._discard = true;
   }
 
   /** Calls `onLine(line)` for each line `text` completes. */
@@ -69,6 +76,8 @@ export class LineSplitter {
       }
       const line = this._pending === '' ? text.slice(start, i) : this._pending + text.slice(start, i);
       this._pending = '';
+      const discarded = this._discard;
+      this._discard = false;
       if (c === CR) {
         if (i + 1 < n) {
           if (text.charCodeAt(i + 1) === LF) i += 1;
@@ -78,9 +87,9 @@ export class LineSplitter {
       }
       i += 1;
       start = i;
-      onLine(line);
+      if (!discarded) onLine(line);
     }
-    if (start < n) this._pending += text.slice(start);
+    if (start < n && !this._discard) this._pending += text.slice(start);
   }
 
   /** The unterminated tail held back so far. */
@@ -92,6 +101,7 @@ export class LineSplitter {
   reset() {
     this._pending = '';
     this._skipLF = false;
+    this._discard = false;
   }
 }
 
@@ -99,10 +109,15 @@ export class LineSplitter {
  * The parser. `lastEventId` is the committed last event id (what a reconnect sends as
  * `Last-Event-ID`); `retry` the last valid `retry:` value in milliseconds, or null.
  * Options: `lastEventId` to start from; `onRetry(ms)`, `onComment(text)` and `onEvent(event)`
- * hooks, called in stream order as each line is handled (events are also returned by `feed`).
+ * hooks, called in stream order as each line is handled (events are also returned by `feed`);
+ * `maxEventSize` (characters; none by default): an event whose data, or any one line, would
+ * go over it is skipped, its `id` and `retry` still count, and `onOversize(lastEventId)` is
+ * told; a longer comment line is dropped.
  */
 export class SSEParser {
-  constructor({ lastEventId = '', onRetry = null, onComment = null, onEvent = null } = {}) {
+  constructor({
+    lastEventId = '', onRetry = null, onComment = null, onEvent = null, maxEventSize = Infinity, onOversize = null,
+  } = {}) {
     this._decoder = new TextDecoder('utf-8'); // drops one leading BOM, replaces bad bytes
     this._lines = new LineSplitter();
     this._data = [];
@@ -113,6 +128,10 @@ export class SSEParser {
     this._onRetry = onRetry;
     this._onComment = onComment;
     this._onEvent = onEvent;
+    this._max = maxEventSize;
+    this._onOversize = onOversize;
+    this._size = 0; // characters of data in the current event
+    this._oversize = false; // the current event went over the limit: its data is dropped
     this.lastEventId = lastEventId;
     this.retry = null;
   }
@@ -124,7 +143,21 @@ export class SSEParser {
     else text = this._decoder.decode(chunk instanceof ArrayBuffer ? new Uint8Array(chunk) : chunk, { stream: true });
     const events = [];
     if (text !== '') this._lines.push(text, (line) => this._line(line, events));
+    const tail = this._lines.tail;
+    if (tail.length > this._max - this._size) {
+      // An unterminated line already too big: drop it rather than hold it. The same rule
+      // as in _line, so that where the chunks were cut changes nothing.
+      this._lines.discardLine();
+      if (tail.charCodeAt(0) !== 58 /* : */) this._overflow();
+    }
     return events;
+  }
+
+  _overflow() {
+    this._oversize = true;
+    this._data = [];
+    this._hasData = false;
+    this._size = 0;
   }
 
   /**
@@ -141,6 +174,8 @@ export class SSEParser {
     this._type = '';
     this._blockId = null;
     this._idBuffer = this.lastEventId;
+    this._size = 0;
+    this._oversize = false;
     this._decoder = new TextDecoder('utf-8');
     return events;
   }
@@ -154,6 +189,10 @@ export class SSEParser {
       if (this._onComment) this._onComment(line.slice(1));
       return;
     }
+    if (line.length > this._max - this._size) {
+      this._overflow();
+      return;
+    }
     const colon = line.indexOf(':');
     let field = line;
     let value = '';
@@ -164,7 +203,9 @@ export class SSEParser {
     }
     switch (field) {
       case 'data':
+        if (this._oversize) break;
         this._data.push(value);
+        this._size += value.length + 1;
         this._hasData = true;
         break;
       case 'event':
@@ -192,6 +233,13 @@ export class SSEParser {
     this.lastEventId = this._idBuffer;
     const id = this._blockId;
     this._blockId = null;
+    this._size = 0;
+    if (this._oversize) {
+      this._oversize = false;
+      this._type = '';
+      if (this._onOversize) this._onOversize(this.lastEventId);
+      return;
+    }
     if (!this._hasData) {
       this._type = '';
       return;

@@ -181,11 +181,14 @@ test('cross-origin: a header token through CORS, resuming with Last-Event-ID aft
       });
     }, { url: hub.url, token });
     const client = new Client(hub.url);
+    await subscribers(client, 'x');
     for (let n = 1; n <= 30; n += 1) {
       await client.publish('x', { n });
       await sleep(100); // across about three stream lifetimes
     }
-    await waitFor(() => page.evaluate(() => window.got.length >= 30), { what: 'every event in the page' });
+    await waitFor(() => page.evaluate(() => window.got.length >= 30), { what: 'every event in the page' }).catch(async (err) => {
+      throw new Error(`${err.message}: got ${JSON.stringify(await page.evaluate(() => [window.got, window.sub.state, window.sub.connections, window.sub.lastEventId]))}`);
+    });
     await sleep(300);
     const got = await page.evaluate(() => window.got);
     assert.deepEqual(got, Array.from({ length: 30 }, (_, i) => i + 1));

@@ -81,6 +81,20 @@ test('an event that does not decode is reported and skipped; the stream goes on'
   sub.close();
 });
 
+test('an event over maxEventSize is skipped and reported; its id still moves the position', async () => {
+  const client = new Client(hub.url);
+  const { seen, options } = collector({ maxEventSize: 1000 });
+  const sub = client.subscribe('big', options);
+  await subscribers(client, 'big');
+  const big = await client.publish('big', 'x'.repeat(5000));
+  await client.publish('big', 'small');
+  await waitFor(() => seen.events.length === 1, { what: 'the small event' });
+  assert.equal(seen.events[0].data, 'small');
+  assert.equal(seen.errors.length, 1);
+  assert.match(seen.errors[0].message, new RegExp(`event ${big.id} skipped`));
+  sub.close();
+});
+
 test('resume after an id; an unknown id brings ssehub-reset and the whole history', async () => {
   const client = new Client(hub.url);
   const ids = [];
