@@ -229,6 +229,9 @@ test('the hub killed mid-stream and restarted: no event lost or twice, both tran
       const seen = await seenIn(page, name);
       assertOnceInOrder(assert, seen.events.map((e) => e.data.seq), acked, name);
       assert.deepEqual(seen.resets, [], `${name}: the replay was complete`);
+      // The hub was down longer than retry:, so the client's own back-off ran (for
+      // EventSource: after the browser's one reconnect failed).
+      assert.ok(seen.states.some(([s]) => s === 'waiting'), `${name}: states ${JSON.stringify(seen.states.map(([s]) => s))}`);
     }
     const connections = await page.evaluate(() => [window.subs.es.connections, window.subs.fetch.connections]);
     assert.ok(connections.every((n) => n >= 3), `connections ${connections}`);
