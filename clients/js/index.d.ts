@@ -194,11 +194,14 @@ export interface PublishOptions {
   retry?: number;
   close?: boolean;
   private?: boolean;
+  /** Publish through `/.well-known/mercure` (form fields; `event` is sent as `type`; no `close`). */
+  mercure?: boolean;
 }
 
 export interface PublishResult {
   id: string;
-  delivered: number;
+  /** Subscribers reached on this hub (not given by a Mercure publish). */
+  delivered?: number;
 }
 
 export interface TopicInfo {

@@ -893,15 +893,34 @@ class Client {
   /**
    * `POST /publish`: `data` a string or any JSON value (sent as its JSON text). Options:
    * `event`, `id`, `retry` (ms), `close`, `private`. Resolves `{id, delivered}`; a refusal
-   * rejects with `SSEHubError`.
+   * rejects with `SSEHubError`. With `mercure: true`, a Mercure publish instead (form
+   * fields; `event` becomes `type`; no `close`), resolving `{id}`.
    */
   publish(topic, data, options = {}) {
     const topics = topicList(topic);
+    if (options.mercure) return this._publishMercure(topics, data, options);
     const body = { topic: topics.length === 1 ? topics[0] : topics, data };
     for (const key of ['event', 'id', 'retry']) if (options[key] != null) body[key] = options[key];
     if (options.close) body.close = true;
     if (options.private) body.private = true;
     return this._request('POST', '/publish', body);
+  }
+
+  /** The Mercure form of publish: the first topic canonical, the rest alternates. */
+  async _publishMercure(topics, data, options) {
+    const form = new URLSearchParams();
+    for (const t of topics) form.append('topic', t);
+    form.append('data', typeof data === 'string' ? data : JSON.stringify(data));
+    if (options.event != null) form.append('type', options.event);
+    if (options.id != null) form.append('id', options.id);
+    if (options.retry != null) form.append('retry', String(options.retry));
+    if (options.private) form.append('private', 'on');
+    const headers = { 'Content-Type': 'application/x-www-form-urlencoded' };
+    const token = await this._token();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    const response = await this._fetch(this.url + MERCURE_PATH, { method: 'POST', headers, body: form.toString() });
+    if (response.status !== 200) throw await errorOf(response);
+    return { id: (await response.text()).trim() };
   }
 
   /**

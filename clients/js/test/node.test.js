@@ -204,6 +204,27 @@ test('after the stream ends the client waits the hub retry: before resuming', as
   }
 });
 
+test('with the hub gone, each attempt waits about twice as long as the one before', async () => {
+  const own = await startHub(['--memory', '--retry', '100']);
+  const client = new Client(own.url);
+  const { seen, options } = collector({ maxDelay: 5000 });
+  const sub = client.subscribe('gone', options);
+  await waitFor(() => sub.state === 'open', { what: 'the stream' });
+  await own.kill();
+  await waitFor(() => seen.states.filter(([s]) => s === 'waiting').length >= 5, { what: 'five waits', timeoutMs: 15000 });
+  sub.close();
+  const gaps = [];
+  seen.states.forEach(([s, t], i) => {
+    if (s === 'waiting' && seen.states[i + 1] && seen.states[i + 1][0] === 'connecting') gaps.push(seen.states[i + 1][1] - t);
+  });
+  // The killed hub's socket closes cleanly: the stream ended, so first retry: 100 (less up
+  // to 10 %); then doubled per failed attempt: about 200, 400, 800, each x 1-1.25.
+  assert.ok(gaps[0] >= 85 && gaps[0] < 300, `first wait ${gaps[0]} ms`);
+  for (let i = 1; i < gaps.length; i += 1) {
+    assert.ok(gaps[i] >= gaps[i - 1] * 1.4, `waits ${gaps.join(', ')} ms do not grow`);
+  }
+});
+
 test('tokens: minted here, sent as a header; a fixed bad token is refused for good', async () => {
   const own = await startHub(['--memory', '--subscriber-jwt-key', 'sub-secret', '--publisher-jwt-key', 'pub-secret']);
   try {
@@ -232,6 +253,16 @@ test('tokens: minted here, sent as a header; a fixed bad token is refused for go
     assert.equal(bad.seen.closed.error.status, 401);
 
     await assert.rejects(new Client(own.url).publish('secret', 'x'), (e) => e.status === 401);
+
+    // A Mercure publish with the same token reaches a native subscriber.
+    const c = collector({ json: true });
+    const subC = client.subscribe('secret', c.options);
+    await waitFor(async () => (await publisher.topic('secret')).subscribers === 1, { what: 'the subscriber' });
+    const m = await publisher.publish('secret', { via: 'mercure' }, { mercure: true, event: 'update', private: true });
+    await waitFor(() => c.seen.events.length === 1, { what: 'the Mercure update' });
+    assert.deepEqual([c.seen.events[0].event, c.seen.events[0].data, c.seen.events[0].id], ['update', { via: 'mercure' }, m.id]);
+    await assert.rejects(new Client(own.url).publish('secret', 'x', { mercure: true }), (e) => e.status === 401);
+    subC.close();
   } finally {
     await own.stop();
   }
