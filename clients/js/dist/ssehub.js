@@ -397,7 +397,7 @@ class Subscription {
     this.lastEventId = start || '';
     this.transport = this._pickTransport();
     this._onOnline = () => this._wake();
-    this._onOffline = () => this._pause();
+    this._onOffline = () => this._offline();
     this._onVisibility = () => this._visibility();
     const win = env.window;
     if (win) {
@@ -406,7 +406,8 @@ class Subscription {
     }
     if (env.document) env.document.addEventListener('visibilitychange', this._onVisibility);
     // Connect after the caller's synchronous code, so `on()` handlers are in place.
-    queueMicrotask(() => this._connect());
+    // The first attempt is made even when the browser says it is offline (see _offline).
+    queueMicrotask(() => this._connect(true));
   }
 
   _pickTransport() {
@@ -465,11 +466,15 @@ class Subscription {
 
   // -- connecting ---------------------------------------------------------------------------
 
-  _connect() {
+  _connect(evenOffline = false) {
     this._timer = null;
     if (this.state === State.CLOSED) return;
-    if (!env.online() || this._hiddenLongEnough()) {
+    if (this._hiddenLongEnough()) {
       this._setState(State.PAUSED);
+      return;
+    }
+    if (!evenOffline && !env.online()) {
+      this._offline();
       return;
     }
     this._setState(State.CONNECTING);
@@ -498,6 +503,17 @@ class Subscription {
     clearTimeout(this._timer);
     this._drop();
     this._setState(State.PAUSED);
+  }
+
+  /**
+   * Offline: drop the stream (it is likely dead without saying so) and wait for `online`.
+   * The browser's flag can be wrong (a hub on localhost answers with no network at all), so
+   * one attempt is still made every `maxDelay`.
+   */
+  _offline() {
+    if (this.state === State.CLOSED) return;
+    this._pause();
+    this._timer = setTimeout(() => this._connect(true), this._backoff.maxDelay);
   }
 
   _hiddenLongEnough() {
@@ -556,7 +572,7 @@ class Subscription {
     this._call(this.options.onState, state);
   }
 
-  /** What to do with a response that is not a stream: retry (returns true) or finish. */
+  /** What to do with a response that is not a stream: retry after a back-off, or finish. */
   _refused(status, retryAfter, error) {
     if (status === 204) {
       this._finish('done');
