@@ -153,6 +153,13 @@ test('tokens: a cookie with EventSource, a header with fetch streaming; refusals
       await waitFor(async () => (await seenIn(page, name)).events.length === 1, { what: `the event (${name})` });
       assert.equal((await seenIn(page, name)).events[0].data, 'for token holders');
     }
+    // Resuming a Mercure EventSource names the position in the query (lastEventID).
+    const after = (await seenIn(withCookie.page, 'mercure')).events[0].id;
+    await withCookie.page.evaluate(() => window.subs.mercure.close());
+    await client.publish('private-topic', 'missed', { private: true });
+    await subscribeInPage(withCookie.page, 'mercure2', ['private-topic'], { mercure: true, lastEventId: after });
+    await waitFor(async () => (await seenIn(withCookie.page, 'mercure2')).events.length === 1, { what: 'the replay' });
+    assert.equal((await seenIn(withCookie.page, 'mercure2')).events[0].data, 'missed');
     // No token: EventSource fails; the client asks why (401) and stops.
     await waitFor(async () => (await seenIn(without.page, 'none')).closed, { what: 'the refusal' });
     assert.deepEqual((await seenIn(without.page, 'none')).closed, { reason: 'refused', status: 401 });
