@@ -184,6 +184,8 @@ export class Subscription<T = string> implements AsyncIterable<HubEvent<T>> {
   on(type: 'error', handler: (error: SSEHubError) => void): () => void;
   /** `*` for every event that is not a control event. */
   on(type: string, handler: (event: HubEvent<T>) => void): () => void;
+  /** Drops the stream and connects again at once, resuming after the last event id. */
+  reconnect(): void;
   close(): void;
   [Symbol.asyncIterator](): AsyncIterator<HubEvent<T>>;
 }

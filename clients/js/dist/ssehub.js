@@ -443,6 +443,18 @@ class Subscription {
     return () => this._listeners.get(type)?.delete(handler);
   }
 
+  /**
+   * Drops the stream and connects again at once, resuming after the last event id (after a
+   * token change, say). Does nothing once closed.
+   */
+  reconnect() {
+    if (this.state === State.CLOSED) return;
+    clearTimeout(this._timer);
+    this._drop();
+    this._backoff.failures = 0;
+    this._connect(true);
+  }
+
   /** Stops the subscription: aborts the stream, cancels any reconnect, ends iteration. */
   close() {
     this._finish('closed');

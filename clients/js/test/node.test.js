@@ -136,6 +136,22 @@ test('storage keeps the position between two subscriptions (a page reload)', asy
   subB.close();
 });
 
+test('reconnect() drops the stream and resumes at once, missing nothing', async () => {
+  const client = new Client(hub.url);
+  const { seen, options } = collector();
+  const sub = client.subscribe('again', options);
+  await waitFor(() => sub.state === 'open');
+  await client.publish('again', 'a');
+  await waitFor(() => seen.events.length === 1);
+  sub.reconnect();
+  await client.publish('again', 'b'); // may land between the two connections
+  await waitFor(() => sub.connections === 2 && seen.events.length === 2, { what: 'the second connection' });
+  await client.publish('again', 'c');
+  await waitFor(() => seen.events.length === 3);
+  assert.deepEqual(seen.events.map((e) => e.data), ['a', 'b', 'c']);
+  sub.close();
+});
+
 test('a closed topic ends the subscription (204 on reconnect)', async () => {
   const client = new Client(hub.url);
   const { seen, options } = collector();
