@@ -14,11 +14,19 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const DIST = path.resolve(here, '..', 'dist', 'ssehub.js');
 
 const children = new Set();
-process.on('exit', () => {
+function killChildren() {
   for (const child of children) {
     try { child.kill('SIGKILL'); } catch (_) { /* gone */ }
   }
-});
+}
+process.on('exit', killChildren);
+// A test file stopped by a signal (the runner's timeout, Ctrl-C) must not leave hubs behind.
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+  });
+}
 
 /** Starts `ssehub serve --listen 127.0.0.1:<port> ...args`; resolves once it prints its address. */
 export async function startHub(args = [], { port = 0 } = {}) {
