@@ -162,6 +162,9 @@ pub struct Layer {
     /// Route aliases, `[[route]]` tables of the file only (docs/routes.md).
     #[arg(skip)]
     pub route: Option<Vec<RouteSpec>>,
+    /// Ingest bridges, `[[bridge]]` tables of the file only (docs/bridges.md).
+    #[arg(skip)]
+    pub bridge: Option<Vec<ssehub_bridge::BridgeSpec>>,
 }
 
 /// One retention rule: a `[[retain]]` table of the file, or a `--retain` flag. A limit left
@@ -305,6 +308,8 @@ pub struct Settings {
     pub listen_backlog: u32,
     /// Log lines as JSON objects (else text).
     pub json_logs: bool,
+    /// The ingest bridges to start.
+    pub bridges: Vec<ssehub_bridge::Bridge>,
 }
 
 /// Fills every key `top` leaves unset from `below`.
@@ -327,7 +332,7 @@ fn under(top: Layer, below: Layer) -> Layer {
         shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime, tls_cert,
-        tls_key, retain, route)
+        tls_key, retain, route, bridge)
 }
 
 /// Parses a TOML layer, naming the file in errors.
@@ -476,11 +481,30 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         "json" => true,
         other => bail!("log_format: {other:?} is not one of text, json"),
     };
+    let mut bridges = Vec::new();
+    for (i, spec) in layer.bridge.unwrap_or_default().iter().enumerate() {
+        let bridge = spec.validate().map_err(|e| {
+            let name = spec.name.as_deref().unwrap_or(spec.kind.as_str());
+            anyhow::anyhow!("bridge {} ({name:?}): {e}", i + 1)
+        })?;
+        if bridges
+            .iter()
+            .any(|b: &ssehub_bridge::Bridge| b.name == bridge.name)
+        {
+            bail!(
+                "bridge {}: another bridge is named {:?} (set name)",
+                i + 1,
+                bridge.name
+            );
+        }
+        bridges.push(bridge);
+    }
     Ok(Settings {
         hub,
         store,
         listen_backlog,
         json_logs,
+        bridges,
     })
 }
 

@@ -58,7 +58,9 @@ enum Command {
 
 #[derive(clap::Args, Default)]
 struct ServeArgs {
-    /// TOML configuration file
+    /// TOML configuration file; the only place for [[route]] aliases (docs/routes.md) and
+    /// [[bridge]] ingest bridges from PostgreSQL (LISTEN/NOTIFY, outbox) and Redis (pub/sub,
+    /// Streams) (docs/bridges.md)
     #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -260,6 +262,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(engine.clone().run(hub.clone()));
         tokio::spawn(engine.run_counts(hub.clone()));
     }
+    // Each bridge runs on its own: one that cannot reach its source retries with back-off
+    // and never holds up the HTTP API or the others.
+    let _bridges = ssehub_bridge::start(hub.clone(), settings.bridges);
     ssehub::serve(listener, hub, shutdown).await?;
     tracing::info!("stopped");
     Ok(())

@@ -64,6 +64,8 @@ pub struct Hub {
     pub metrics: Metrics,
     /// The route aliases in force: the config's, and with `demo` the seed articles'.
     pub routes: Routes,
+    /// The ingest bridges' figures (they run outside the hub and publish into it).
+    pub bridges: crate::bridges::Bridges,
     state: Mutex<State>,
     next_subscriber: AtomicU64,
     heartbeat: Bytes,
@@ -185,6 +187,7 @@ impl Hub {
         };
         Arc::new(Hub {
             routes,
+            bridges: Default::default(),
             config,
             store,
             engine: OnceLock::new(),

@@ -3,6 +3,7 @@
 //! store and calls it.
 
 mod auth;
+mod bridges;
 mod coalesce;
 mod config;
 mod demo;
@@ -26,13 +27,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use auth::{parse_algorithms, KeyMaterial, Verifier, DEFAULT_ALGORITHMS};
+pub use bridges::{BridgeState, BridgeStatus, Bridges};
 pub use config::{AuthConfig, Config, CorsOrigins, Dialect};
 pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
 pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
 /// JWS algorithms, for the allow-list.
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 pub use metrics::Metrics;
-pub use routes::{RouteSpec, Routes, WelcomeSpec};
+pub use routes::{RouteSpec, Routes, Template, Val, WelcomeSpec};
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
 pub use tls::{TlsConfig, TlsError};
 

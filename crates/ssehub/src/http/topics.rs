@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::bridges::{BridgeState, BridgeStatus};
 use crate::http::error::ApiError;
 use crate::http::publish::parse_topic;
 use crate::hub::{Hub, TopicInfo};
@@ -26,8 +27,94 @@ pub async fn one(
     Ok(Json(hub.topic(topic.as_str())))
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `ok`, or `degraded` (still `200`: the hub serves) while a bridge is not running, with
+/// each such bridge's state and last error.
+pub async fn healthz(State(hub): State<Arc<Hub>>) -> Json<Value> {
+    let troubled: serde_json::Map<String, Value> = hub
+        .bridges
+        .all()
+        .iter()
+        .filter(|b| b.state() != BridgeState::Running)
+        .map(|b| {
+            let detail = json!({"state": b.state(), "lastError": b.last_error()});
+            (b.name.clone(), detail)
+        })
+        .collect();
+    if troubled.is_empty() {
+        return Json(json!({ "status": "ok" }));
+    }
+    Json(json!({ "status": "degraded", "bridges": troubled }))
+}
+
+/// One `ssehub_bridge_*` series: its name, kind, help and how to read it.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&BridgeStatus) -> u64,
+);
+
+/// The `ssehub_bridge_*` lines: per bridge, labelled with its name and kind.
+fn bridge_metrics(hub: &Hub, out: &mut String) {
+    let bridges = hub.bridges.all();
+    if bridges.is_empty() {
+        return;
+    }
+    let label = |b: &BridgeStatus| {
+        let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        format!(
+            "{{bridge=\"{}\",kind=\"{}\"}}",
+            escape(&b.name),
+            escape(&b.kind)
+        )
+    };
+    let series: [Series; 6] = [
+        (
+            "up",
+            "gauge",
+            "1 while the bridge is connected and forwarding.",
+            |b| u64::from(b.state() == BridgeState::Running),
+        ),
+        (
+            "received_total",
+            "counter",
+            "Messages read from the source.",
+            |b| BridgeStatus::get(&b.received),
+        ),
+        (
+            "published_total",
+            "counter",
+            "Events published into the hub.",
+            |b| BridgeStatus::get(&b.published),
+        ),
+        (
+            "skipped_total",
+            "counter",
+            "Messages skipped (poison or duplicates).",
+            |b| BridgeStatus::get(&b.skipped),
+        ),
+        (
+            "errors_total",
+            "counter",
+            "Connection and publish failures.",
+            |b| BridgeStatus::get(&b.errors),
+        ),
+        (
+            "lag",
+            "gauge",
+            "Messages waiting at the source, where it says.",
+            |b| BridgeStatus::get(&b.lag),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP ssehub_bridge_{name} {help}\n# TYPE ssehub_bridge_{name} {kind}"
+        );
+        for b in &bridges {
+            let _ = writeln!(out, "ssehub_bridge_{name}{} {}", label(b), value(b));
+        }
+    }
 }
 
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
@@ -176,5 +263,6 @@ pub async fn metrics(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
             info.subscribers
         );
     }
+    bridge_metrics(&hub, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -1,0 +1,309 @@
+//! Ingest bridges: events come into the hub from the systems where they are born. Each
+//! `[[bridge]]` table of the config file names a source and how its messages map onto hub
+//! events; [`start`] runs every bridge as a task of its own that reconnects with jittered
+//! exponential back-off, so a broken bridge never blocks the HTTP API or another bridge.
+//!
+//! | kind | source | guarantee |
+//! |---|---|---|
+//! | `postgres-listen` | `LISTEN` channels, `NOTIFY` payloads | at most once (NOTIFY is not stored) |
+//! | `postgres-outbox` | an outbox table read in id order | at least once, deduplicated by row id: exactly once in the history |
+//! | `redis-pubsub` | channel patterns (`PSUBSCRIBE`) | at most once (pub/sub is not stored) |
+//! | `redis-stream` | stream keys, a consumer group | at least once, `XACK` after the hub's store has the events, deduplicated by entry id |
+//!
+//! A message that cannot become an event (not UTF-8, over `max_payload`, no valid topic) is
+//! poison: counted in `ssehub_bridge_skipped_total`, logged with its source position, and
+//! skipped (acknowledged where the source keeps it) — never a crash loop.
+
+mod mapping;
+mod postgres;
+mod redis_bridge;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use ssehub::{BridgeState, BridgeStatus, Hub};
+use tokio::task::JoinHandle;
+
+pub use mapping::{Mapping, Poison};
+
+/// One `[[bridge]]` table.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSpec {
+    /// A name for metrics and logs (default: the kind and its first source).
+    pub name: Option<String>,
+    pub kind: Kind,
+    /// `postgres://user@host/db` or `redis://host:port`.
+    pub url: String,
+    /// LISTEN channels, Redis channel patterns, or Redis stream keys.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// `postgres-outbox`: the outbox table (columns `id bigint`, `topic text`, `event text`,
+    /// `data text`).
+    pub table: Option<String>,
+    /// The topic template: `{channel}` (the channel, pattern match or stream key) and the
+    /// fields of a JSON payload (`orders/{id}`). Default `{channel}` (`{topic}` for an outbox).
+    pub topic: Option<String>,
+    /// The event name template (fields allowed); left out: unnamed (an outbox row's `event`).
+    pub event: Option<String>,
+    /// A JSON payload's field to use as the event's id (the outbox and streams use the
+    /// source's own position).
+    pub id_field: Option<String>,
+    /// A JSON payload's field to send as the data (text as is, anything else as JSON text);
+    /// left out: the payload as it came.
+    pub data_field: Option<String>,
+    /// `redis-stream`: the consumer group (default `ssehub`) and this consumer's name.
+    pub group: Option<String>,
+    pub consumer: Option<String>,
+    /// Polling interval of an outbox, in ms (default 200; a `NOTIFY` on the table's channel
+    /// wakes it at once).
+    pub poll_ms: Option<u64>,
+    /// Messages read and published at once (default 500).
+    pub batch: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    PostgresListen,
+    PostgresOutbox,
+    RedisPubsub,
+    RedisStream,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::PostgresListen => "postgres-listen",
+            Kind::PostgresOutbox => "postgres-outbox",
+            Kind::RedisPubsub => "redis-pubsub",
+            Kind::RedisStream => "redis-stream",
+        }
+    }
+}
+
+/// A bridge, validated.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub name: String,
+    pub spec: BridgeSpec,
+    pub mapping: Mapping,
+}
+
+impl BridgeSpec {
+    /// Checks the table; an error names the fault (the caller names the table).
+    pub fn validate(&self) -> Result<Bridge, String> {
+        let scheme_ok = match self.kind {
+            Kind::PostgresListen | Kind::PostgresOutbox => {
+                self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+            }
+            Kind::RedisPubsub | Kind::RedisStream => {
+                self.url.starts_with("redis://") || self.url.starts_with("unix://")
+            }
+        };
+        if !scheme_ok {
+            return Err(format!(
+                "url: {:?} is not a URL for {}",
+                self.url,
+                self.kind.as_str()
+            ));
+        }
+        let first = match self.kind {
+            Kind::PostgresOutbox => {
+                let table = self
+                    .table
+                    .as_deref()
+                    .ok_or("table: an outbox needs its table")?;
+                if table.is_empty()
+                    || !table
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                {
+                    return Err(format!(
+                        "table: {table:?} is not a table name (letters, digits, _ and .)"
+                    ));
+                }
+                table.to_owned()
+            }
+            _ => {
+                if self.channels.is_empty() {
+                    return Err("channels: name at least one".into());
+                }
+                if self.channels.iter().any(String::is_empty) {
+                    return Err("channels: an empty name".into());
+                }
+                self.channels[0].clone()
+            }
+        };
+        let name = self
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}:{first}", self.kind.as_str()));
+        let default_topic = if self.kind == Kind::PostgresOutbox {
+            "{topic}"
+        } else {
+            "{channel}"
+        };
+        let mapping = Mapping::new(
+            self.topic.as_deref().unwrap_or(default_topic),
+            self.event.as_deref(),
+            self.id_field.clone(),
+            self.data_field.clone(),
+        )?;
+        Ok(Bridge {
+            name,
+            spec: self.clone(),
+            mapping,
+        })
+    }
+}
+
+/// Starts every bridge; each runs until the process ends.
+pub fn start(hub: Arc<Hub>, bridges: Vec<Bridge>) -> Vec<JoinHandle<()>> {
+    bridges
+        .into_iter()
+        .map(|bridge| {
+            let status = hub
+                .bridges
+                .register(&bridge.name, bridge.spec.kind.as_str());
+            tokio::spawn(run(hub.clone(), bridge, status))
+        })
+        .collect()
+}
+
+/// Reconnect delays: 100 ms doubling to 30 s, each jittered to 50-100 %; back to the start
+/// once a connection has run.
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(30);
+
+    fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    fn wait(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        base.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+/// What one connection's run ends with: the source went away or failed.
+pub(crate) type RunResult = Result<(), String>;
+
+async fn run(hub: Arc<Hub>, bridge: Bridge, status: Arc<BridgeStatus>) {
+    let mut backoff = Backoff::new();
+    loop {
+        let connected = std::time::Instant::now();
+        let result = match bridge.spec.kind {
+            Kind::PostgresListen => postgres::listen(&hub, &bridge, &status).await,
+            Kind::PostgresOutbox => postgres::outbox(&hub, &bridge, &status).await,
+            Kind::RedisPubsub => redis_bridge::pubsub(&hub, &bridge, &status).await,
+            Kind::RedisStream => redis_bridge::stream(&hub, &bridge, &status).await,
+        };
+        let why = match result {
+            Ok(()) => "the source closed the connection".to_owned(),
+            Err(e) => e,
+        };
+        status.failed(why.clone());
+        status.set_state(BridgeState::Retrying);
+        if connected.elapsed() > Duration::from_secs(10) {
+            backoff = Backoff::new();
+        }
+        let wait = backoff.wait();
+        tracing::warn!(bridge = %bridge.name, error = %why, retry_in_ms = wait.as_millis() as u64, "bridge lost its source; reconnecting");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Publishes one message of an at-most-once source (NOTIFY, pub/sub): a message the hub
+/// refuses is counted and logged, and gone — the source keeps nothing to retry from.
+pub(crate) async fn forward(
+    hub: &Arc<Hub>,
+    bridge: &Bridge,
+    status: &BridgeStatus,
+    channel: &str,
+    payload: &[u8],
+    at: &str,
+) {
+    BridgeStatus::add(&status.received, 1);
+    let new = match bridge
+        .mapping
+        .event(channel, payload, None, hub.config.max_payload)
+    {
+        Ok(new) => new,
+        Err(poison) => return skip_poison(bridge, status, at, &poison),
+    };
+    match hub.publish(new).await {
+        Ok(_) => BridgeStatus::add(&status.published, 1),
+        Err(e) => {
+            status.failed(format!("publish: {e}"));
+            tracing::warn!(bridge = %bridge.name, position = %at, error = %e, "a message could not be published");
+        }
+    }
+}
+
+/// Counts and logs a poison message, naming where it was in the source.
+pub(crate) fn skip_poison(bridge: &Bridge, status: &BridgeStatus, at: &str, poison: &Poison) {
+    BridgeStatus::add(&status.skipped, 1);
+    tracing::warn!(bridge = %bridge.name, position = %at, reason = %poison, "bridge skipped a message it cannot publish");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: Kind, url: &str) -> BridgeSpec {
+        BridgeSpec {
+            name: None,
+            kind,
+            url: url.into(),
+            channels: vec!["orders".into()],
+            table: None,
+            topic: None,
+            event: None,
+            id_field: None,
+            data_field: None,
+            group: None,
+            consumer: None,
+            poll_ms: None,
+            batch: None,
+        }
+    }
+
+    #[test]
+    fn specs_are_checked() {
+        let ok = spec(Kind::PostgresListen, "postgres://postgres@127.0.0.1/test");
+        assert_eq!(ok.validate().unwrap().name, "postgres-listen:orders");
+        assert!(spec(Kind::PostgresListen, "redis://x").validate().is_err());
+        assert!(spec(Kind::RedisStream, "postgres://x").validate().is_err());
+        let mut outbox = spec(Kind::PostgresOutbox, "postgres://x/db");
+        assert!(outbox.validate().unwrap_err().contains("table"));
+        outbox.table = Some("bad name;".into());
+        assert!(outbox.validate().is_err());
+        outbox.table = Some("public.outbox".into());
+        assert_eq!(
+            outbox.validate().unwrap().name,
+            "postgres-outbox:public.outbox"
+        );
+        let mut none = spec(Kind::RedisPubsub, "redis://x");
+        none.channels.clear();
+        assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_a_cap() {
+        let mut b = Backoff::new();
+        let first = b.wait();
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        for _ in 0..20 {
+            assert!(b.wait() <= Backoff::MAX);
+        }
+        assert_eq!(b.next, Backoff::MAX);
+    }
+}

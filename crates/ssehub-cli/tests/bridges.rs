@@ -1,0 +1,438 @@
+//! Ingest bridges from the config file against the real services: PostgreSQL on this
+//! machine (127.0.0.1:5432, database `test`; each test its own channel, table and bridge
+//! name, dropped after) and a `redis-server` each test starts itself. The at-least-once
+//! bridges are killed with SIGKILL mid-stream and restarted, and lose their source's
+//! connection; every source message must reach the hub's history exactly once, in order.
+//! A test whose service is missing fails.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{read_events, temp_dir, Hub, Redis, WAIT};
+
+use serde_json::Value;
+
+const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A name unique to this test process and call, for channels, tables and bridges.
+fn unique(what: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!(
+        "ssehub_{what}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
+async fn pg() -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(PG, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {PG} is needed for this test: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Writes `text` as the hub's config file in `dir` and starts the hub with it.
+async fn hub_with(dir: &Path, config: &str, extra: &[&str]) -> Hub {
+    let file = dir.join("ssehub.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut args = vec!["--config".to_owned(), file.to_str().unwrap().to_owned()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Hub::start(args, &[]).await
+}
+
+async fn get_json(url: &str) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn metrics(url: &str) -> String {
+    reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of a bridge's metric (`ssehub_bridge_NAME{bridge="B",...}`).
+fn bridge_metric(text: &str, name: &str, bridge: &str) -> u64 {
+    let prefix = format!("ssehub_bridge_{name}{{bridge=\"{bridge}\"");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
+
+/// Waits until the bridge's metric reaches `n`.
+async fn wait_metric(url: &str, name: &str, bridge: &str, n: u64, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let value = bridge_metric(&metrics(url).await, name, bridge);
+        if value >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bridge {bridge}: {name} stayed at {value}, wanted {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The data of the first `n` events of `topic`'s history, as they come (replayed, then
+/// live while the bridge catches up); then a marker is published and must come next, so an
+/// event there twice would show.
+async fn history(hub: &Hub, topic: &str, n: usize) -> Vec<String> {
+    use futures_util::StreamExt;
+    let response = reqwest::Client::new()
+        .get(format!("{}/events/{topic}", hub.url))
+        .header("last-event-id", "0-0")
+        .send()
+        .await
+        .unwrap();
+    let mut body = response.bytes_stream();
+    let mut parser = ssehub_core::Parser::new();
+    let mut data = Vec::new();
+    let mut marked = false;
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {n} events, then the stream stalled", data.len()))
+            .expect("the stream ended")
+            .unwrap();
+        let mut items = Vec::new();
+        parser.feed(&chunk, &mut items);
+        for item in items {
+            let ssehub_core::ParserItem::Event(e) = item else {
+                continue;
+            };
+            if e.event.starts_with("ssehub-") {
+                continue;
+            }
+            if e.data == "end-marker" {
+                assert_eq!(data.len(), n, "the marker came after {} events", data.len());
+                return data;
+            }
+            data.push(e.data);
+            assert!(data.len() <= n, "more than {n} events: a duplicate");
+        }
+        if data.len() == n && !marked {
+            marked = true;
+            hub.publish(topic, "end-marker").await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_notify_reaches_subscribers_and_poison_is_skipped() {
+    let channel = unique("chan");
+    let dir = temp_dir("bridge-listen");
+    let config = format!(
+        r#"
+memory = true
+[[bridge]]
+name = "pg-notify"
+kind = "postgres-listen"
+url = "{PG}"
+channels = ["{channel}"]
+topic = "orders/{{id}}"
+event = "order-{{status}}"
+"#
+    );
+    let hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "up", "pg-notify", 1, WAIT).await;
+    assert_eq!(
+        get_json(&format!("{}/healthz", hub.url)).await["status"],
+        "ok"
+    );
+    let stream = reqwest::Client::new()
+        .get(format!("{}/events/orders%2F42", hub.url))
+        .send()
+        .await
+        .unwrap();
+    let db = pg().await;
+    for payload in [
+        "not json: no id for the topic",
+        r#"{"id": "a b", "status": "x"}"#,
+        r#"{"id": 42, "status": "paid", "total": 9.5}"#,
+    ] {
+        db.execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+            .await
+            .unwrap();
+    }
+    let (_, events) = read_events(stream, 1).await;
+    assert_eq!(events[0].event, "order-paid");
+    let data: Value = serde_json::from_str(&events[0].data).unwrap();
+    assert_eq!(data["total"], 9.5);
+    wait_metric(&hub.url, "skipped_total", "pg-notify", 2, WAIT).await;
+    let text = metrics(&hub.url).await;
+    assert_eq!(bridge_metric(&text, "received_total", "pg-notify"), 3);
+    assert_eq!(bridge_metric(&text, "published_total", "pg-notify"), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox_survives_kill_9_and_a_lost_connection_exactly_once() {
+    let table = unique("outbox");
+    let bridge = unique("bridge");
+    let app = unique("app");
+    let db = pg().await;
+    db.batch_execute(&format!(
+        "CREATE TABLE {table} (id bigserial PRIMARY KEY, topic text NOT NULL, event text, data text NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    let insert = |from: u32, to: u32| {
+        let sql = format!(
+            "INSERT INTO {table} (topic, event, data) \
+             SELECT 'box', 'row', 'n' || g FROM generate_series({from}, {to}) g"
+        );
+        let db = &db;
+        async move { db.batch_execute(&sql).await.unwrap() }
+    };
+    insert(1, 3000).await;
+    let dir = temp_dir("bridge-outbox");
+    let data_dir = dir.join("data");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "{bridge}"
+kind = "postgres-outbox"
+url = "{PG}?application_name={app}"
+table = "{table}"
+batch = 100
+"#,
+        data_dir.display()
+    );
+    let mut hub = hub_with(&dir, &config, &[]).await;
+    // Killed part-way through the first 3,000 rows.
+    wait_metric(&hub.url, "published_total", &bridge, 300, WAIT).await;
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    insert(3001, 3500).await;
+    // The crash window made certain: the hub had the events but the position was not
+    // recorded. Every row is read again and must be found in the history, not republished.
+    db.execute(
+        "UPDATE ssehub_outbox_position SET last_id = 0 WHERE bridge = $1",
+        &[&bridge],
+    )
+    .await
+    .unwrap();
+    let hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "up", &bridge, 1, WAIT).await;
+    wait_metric(&hub.url, "skipped_total", &bridge, 300, WAIT).await;
+    // The database drops the bridge's connection: it reconnects and goes on.
+    insert(3501, 3600).await;
+    let terminated = db
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert!(terminated >= 1, "the bridge's session was found and ended");
+    insert(3601, 4000).await;
+    let all = history(&hub, "box", 4000).await;
+    let expected: Vec<String> = (1..=4000).map(|n| format!("n{n}")).collect();
+    assert_eq!(all.len(), expected.len());
+    assert!(all == expected, "every row once, in order");
+    let text = metrics(&hub.url).await;
+    assert!(
+        bridge_metric(&text, "errors_total", &bridge) >= 1,
+        "the lost connection was counted"
+    );
+    db.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    db.execute(
+        "DELETE FROM ssehub_outbox_position WHERE bridge = $1",
+        &[&bridge],
+    )
+    .await
+    .unwrap();
+    drop(hub);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stream_survives_kill_9_and_a_redis_restart_exactly_once() {
+    let mut redis = Redis::start().await;
+    let key = unique("stream");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let add = |from: u32, to: u32| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            for n in from..=to {
+                let _: String = redis::cmd("XADD")
+                    .arg(&key)
+                    .arg("*")
+                    .arg("topic")
+                    .arg("s")
+                    .arg("data")
+                    .arg(format!("n{n}"))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    add(1, 2000).await;
+    let dir = temp_dir("bridge-stream");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "stream"
+kind = "redis-stream"
+url = "{}"
+channels = ["{key}"]
+topic = "{{topic}}"
+batch = 50
+"#,
+        dir.join("data").display(),
+        redis.url()
+    );
+    let mut hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "published_total", "stream", 200, WAIT).await;
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    add(2001, 2500).await;
+    // As if the kill came before the XACKs: every entry is delivered again and must be
+    // found in the history, not republished.
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("SETID")
+        .arg(&key)
+        .arg("ssehub")
+        .arg("0")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "skipped_total", "stream", 200, WAIT).await;
+    // Redis goes away and comes back (its data on disk): the bridge waits, degraded.
+    redis.stop().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let health = get_json(&format!("{}/healthz", hub.url)).await;
+        if health["status"] == "degraded" {
+            assert!(
+                health["bridges"]["stream"]["lastError"].is_string(),
+                "{health}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never degraded: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The HTTP API still works meanwhile.
+    hub.publish("other", "still serving").await;
+    let mut redis = redis.spawn().await;
+    add(2501, 3000).await;
+    let all = history(&hub, "s", 3000).await;
+    let expected: Vec<String> = (1..=3000).map(|n| format!("n{n}")).collect();
+    assert_eq!(all.len(), expected.len());
+    assert!(all == expected, "every entry once, in order");
+    wait_metric(&hub.url, "up", "stream", 1, WAIT).await;
+    assert_eq!(
+        get_json(&format!("{}/healthz", hub.url)).await["status"],
+        "ok"
+    );
+    redis.stop().await;
+    drop(hub);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_pubsub_patterns_reach_subscribers() {
+    let mut redis = Redis::start().await;
+    let dir = temp_dir("bridge-pubsub");
+    let config = format!(
+        r#"
+memory = true
+[[bridge]]
+name = "pubsub"
+kind = "redis-pubsub"
+url = "{}"
+channels = ["prices.*"]
+topic = "{{channel}}"
+data_field = "price"
+"#,
+        redis.url()
+    );
+    let hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "up", "pubsub", 1, WAIT).await;
+    let stream = reqwest::Client::new()
+        .get(format!("{}/events/prices.acme", hub.url))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: u64 = redis::cmd("PUBLISH")
+        .arg("prices.acme")
+        .arg(r#"{"price": 123.45}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (_, events) = read_events(stream, 1).await;
+    assert_eq!(events[0].data, "123.45");
+    redis.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_that_cannot_connect_leaves_the_hub_serving_and_degraded() {
+    let port = common::free_port();
+    let dir = temp_dir("bridge-broken");
+    let config = format!(
+        r#"
+memory = true
+[[bridge]]
+name = "nowhere"
+kind = "redis-pubsub"
+url = "redis://127.0.0.1:{port}"
+channels = ["x"]
+"#
+    );
+    let hub = hub_with(&dir, &config, &[]).await;
+    hub.publish("t", "the API works").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = metrics(&hub.url).await;
+        if bridge_metric(&text, "errors_total", "nowhere") >= 2 {
+            assert_eq!(bridge_metric(&text, "up", "nowhere"), 0);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no retries counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health = get_json(&format!("{}/healthz", hub.url)).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["bridges"]["nowhere"]["state"], "retrying",
+        "{health}"
+    );
+    // A bad table is refused at start, naming it.
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[bridge]]\nkind = \"postgres-outbox\"\nurl = \"redis://x\"\n",
+    )
+    .unwrap();
+    let err = common::refused(&["serve", "--config", bad.to_str().unwrap()], &[]);
+    assert!(err.contains("bridge 1"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
