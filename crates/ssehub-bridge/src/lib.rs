@@ -9,12 +9,15 @@
 //! | `postgres-outbox` | an outbox table read in id order | at least once, deduplicated by row id: exactly once in the history |
 //! | `redis-pubsub` | channel patterns (`PSUBSCRIBE`) | at most once (pub/sub is not stored) |
 //! | `redis-stream` | stream keys, a consumer group | at least once, `XACK` after the hub's store has the events, deduplicated by entry id |
+//! | `nats` | core subjects with wildcards and named tokens | at most once |
+//! | `jetstream` | a stream, through a durable pull consumer | at least once, acknowledged after the hub's store has the events, deduplicated by stream sequence |
 //!
 //! A message that cannot become an event (not UTF-8, over `max_payload`, no valid topic) is
 //! poison: counted in `ssehub_bridge_skipped_total`, logged with its source position, and
 //! skipped (acknowledged where the source keeps it) — never a crash loop.
 
 mod mapping;
+mod nats;
 mod postgres;
 mod redis_bridge;
 
@@ -61,6 +64,9 @@ pub struct BridgeSpec {
     pub poll_ms: Option<u64>,
     /// Messages read and published at once (default 500).
     pub batch: Option<usize>,
+    /// `jetstream`: how long the server waits for an acknowledgement before delivering a
+    /// message again, in ms (default 30,000).
+    pub ack_wait_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +76,8 @@ pub enum Kind {
     PostgresOutbox,
     RedisPubsub,
     RedisStream,
+    Nats,
+    Jetstream,
 }
 
 impl Kind {
@@ -79,6 +87,8 @@ impl Kind {
             Kind::PostgresOutbox => "postgres-outbox",
             Kind::RedisPubsub => "redis-pubsub",
             Kind::RedisStream => "redis-stream",
+            Kind::Nats => "nats",
+            Kind::Jetstream => "jetstream",
         }
     }
 }
@@ -100,6 +110,9 @@ impl BridgeSpec {
             }
             Kind::RedisPubsub | Kind::RedisStream => {
                 self.url.starts_with("redis://") || self.url.starts_with("unix://")
+            }
+            Kind::Nats | Kind::Jetstream => {
+                self.url.starts_with("nats://") || self.url.starts_with("tls://")
             }
         };
         if !scheme_ok {
@@ -205,6 +218,8 @@ async fn run(hub: Arc<Hub>, bridge: Bridge, status: Arc<BridgeStatus>) {
             Kind::PostgresOutbox => postgres::outbox(&hub, &bridge, &status).await,
             Kind::RedisPubsub => redis_bridge::pubsub(&hub, &bridge, &status).await,
             Kind::RedisStream => redis_bridge::stream(&hub, &bridge, &status).await,
+            Kind::Nats => nats::core(&hub, &bridge, &status).await,
+            Kind::Jetstream => nats::jetstream(&hub, &bridge, &status).await,
         };
         let why = match result {
             Ok(()) => "the source closed the connection".to_owned(),
@@ -229,12 +244,13 @@ pub(crate) async fn forward(
     status: &BridgeStatus,
     channel: &str,
     payload: &[u8],
+    vars: &[(String, String)],
     at: &str,
 ) {
     BridgeStatus::add(&status.received, 1);
     let new = match bridge
         .mapping
-        .event(channel, payload, None, hub.config.max_payload)
+        .event(channel, payload, None, vars, hub.config.max_payload)
     {
         Ok(new) => new,
         Err(poison) => return skip_poison(bridge, status, at, &poison),
@@ -273,6 +289,7 @@ mod tests {
             consumer: None,
             poll_ms: None,
             batch: None,
+            ack_wait_ms: None,
         }
     }
 

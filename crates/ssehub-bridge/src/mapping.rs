@@ -47,12 +47,14 @@ impl Mapping {
 
     /// The event for a message from `channel` with this payload; `fields` are the
     /// message's own (an outbox row's columns, a stream entry's fields), else those of a JSON
-    /// object payload. `max_payload` bounds the data.
+    /// object payload; `vars` (tokens captured from a subject) come before either.
+    /// `max_payload` bounds the data.
     pub fn event(
         &self,
         channel: &str,
         payload: &[u8],
         fields: Option<&Map<String, Value>>,
+        vars: &[(String, String)],
         max_payload: usize,
     ) -> Result<NewEvent, Poison> {
         if payload.len() > max_payload {
@@ -77,6 +79,9 @@ impl Mapping {
         let lookup = |name: &str| -> Option<Val<'_>> {
             if name == "channel" {
                 return Some(Val::Text(channel.into()));
+            }
+            if let Some((_, v)) = vars.iter().find(|(n, _)| n == name) {
+                return Some(Val::Text(v.as_str().into()));
             }
             fields?.get(name).map(Val::Json)
         };
@@ -132,7 +137,7 @@ mod tests {
         )
         .unwrap();
         let payload = br#"{"id": 42, "status": "paid", "order": {"total": 9.5}}"#;
-        let e = m.event("orders", payload, None, 1024).unwrap();
+        let e = m.event("orders", payload, None, &[], 1024).unwrap();
         assert_eq!(e.topics[0].as_str(), "orders/42");
         assert_eq!(e.name.unwrap().as_str(), "order-paid");
         assert_eq!(e.custom_id.unwrap().as_str(), "42");
@@ -143,23 +148,27 @@ mod tests {
     fn poison_is_named() {
         let m = Mapping::new("{channel}/{user}", None, None, None).unwrap();
         assert!(m
-            .event("c", b"\xff", None, 1024)
+            .event("c", b"\xff", None, &[], 1024)
             .unwrap_err()
             .0
             .contains("UTF-8"));
         assert!(m
-            .event("c", b"plain text", None, 1024)
+            .event("c", b"plain text", None, &[], 1024)
             .unwrap_err()
             .0
             .contains("no topic"));
         assert!(m
-            .event("c", &[b'x'; 2048], None, 1024)
+            .event("c", &[b'x'; 2048], None, &[], 1024)
             .unwrap_err()
             .0
             .contains("max_payload"));
-        let bad = m.event("c", br#"{"user": "a b"}"#, None, 1024).unwrap_err();
+        let bad = m
+            .event("c", br#"{"user": "a b"}"#, None, &[], 1024)
+            .unwrap_err();
         assert!(bad.0.contains("topic"), "{bad}");
-        let e = m.event("c", br#"{"user": "ann"}"#, None, 1024).unwrap();
+        let e = m
+            .event("c", br#"{"user": "ann"}"#, None, &[], 1024)
+            .unwrap();
         assert_eq!(e.topics[0].as_str(), "c/ann");
         assert_eq!(e.data, r#"{"user": "ann"}"#, "the payload as it came");
         assert!(Mapping::new("bad topic", None, None, None).is_err());

@@ -87,6 +87,7 @@ pub(crate) async fn listen(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
             status,
             n.channel(),
             n.payload().as_bytes(),
+            &[],
             &at,
         )
         .await;
@@ -183,6 +184,7 @@ pub(crate) async fn outbox(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
                 table,
                 data.as_bytes(),
                 Some(&fields),
+                &[],
                 hub.config.max_payload,
             ) {
                 Ok(new) => new,

@@ -41,6 +41,7 @@ pub(crate) async fn pubsub(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
             status,
             &channel,
             message.get_payload_bytes(),
+            &[],
             &at,
         )
         .await;
@@ -133,6 +134,7 @@ pub(crate) async fn stream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
                     &key.key,
                     payload.as_bytes(),
                     Some(&fields),
+                    &[],
                     hub.config.max_payload,
                 ) {
                     Ok(new) => new,

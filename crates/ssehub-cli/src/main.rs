@@ -59,8 +59,8 @@ enum Command {
 #[derive(clap::Args, Default)]
 struct ServeArgs {
     /// TOML configuration file; the only place for [[route]] aliases (docs/routes.md) and
-    /// [[bridge]] ingest bridges from PostgreSQL (LISTEN/NOTIFY, outbox) and Redis (pub/sub,
-    /// Streams) (docs/bridges.md)
+    /// [[bridge]] ingest bridges from PostgreSQL (LISTEN/NOTIFY, outbox), Redis (pub/sub,
+    /// Streams) and NATS (core, JetStream) (docs/bridges.md)
     #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -436,3 +436,167 @@ channels = ["x"]
     assert!(err.contains("bridge 1"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A `nats-server -js` of the test's own, its JetStream data in a temporary directory.
+struct Nats {
+    child: Option<tokio::process::Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Nats {
+    async fn start() -> Nats {
+        Nats {
+            child: None,
+            port: common::free_port(),
+            dir: temp_dir("nats"),
+        }
+        .spawn()
+        .await
+    }
+
+    async fn spawn(mut self) -> Nats {
+        let child = tokio::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start nats-server ({e}): install it with `apt-get install -y nats-server`"));
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_subjects_with_named_tokens_reach_their_topics() {
+    let mut nats = Nats::start().await;
+    let dir = temp_dir("bridge-nats");
+    let config = format!(
+        r#"
+memory = true
+[[bridge]]
+name = "nats"
+kind = "nats"
+url = "{}"
+channels = ["orders.{{id}}"]
+topic = "orders/{{id}}"
+"#,
+        nats.url()
+    );
+    let hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "up", "nats", 1, WAIT).await;
+    let stream = reqwest::Client::new()
+        .get(format!("{}/events/orders%2F7", hub.url))
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    client
+        .publish("orders.8", "not this one".into())
+        .await
+        .unwrap();
+    client
+        .publish("orders.7", "order seven".into())
+        .await
+        .unwrap();
+    client.flush().await.unwrap();
+    let (_, events) = read_events(stream, 1).await;
+    assert_eq!(events[0].data, "order seven");
+    nats.stop().await;
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_survives_kill_9_and_a_server_restart_exactly_once() {
+    let mut nats = Nats::start().await;
+    let js_for = |url: String| async move {
+        async_nats::jetstream::new(async_nats::connect(url).await.unwrap())
+    };
+    let js = js_for(nats.url()).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["events.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let add = |js: async_nats::jetstream::Context, from: u32, to: u32| async move {
+        for n in from..=to {
+            js.publish(format!("events.{}", n % 3), format!("n{n}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    };
+    add(js.clone(), 1, 1000).await;
+    let dir = temp_dir("bridge-jetstream");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "js"
+kind = "jetstream"
+url = "{}"
+channels = ["EVENTS"]
+topic = "js"
+batch = 50
+ack_wait_ms = 1000
+"#,
+        dir.join("data").display(),
+        nats.url()
+    );
+    let mut hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "published_total", "js", 100, WAIT).await;
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    add(js.clone(), 1001, 1500).await;
+    let hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "up", "js", 1, WAIT).await;
+    // The server goes away and comes back with its stream on disk.
+    nats.stop().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get_json(&format!("{}/healthz", hub.url)).await["status"] != "degraded" {
+        assert!(tokio::time::Instant::now() < deadline, "never degraded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let nats = nats.spawn().await;
+    add(js_for(nats.url()).await, 1501, 2000).await;
+    let all = history(&hub, "js", 2000).await;
+    let expected: Vec<String> = (1..=2000).map(|n| format!("n{n}")).collect();
+    assert_eq!(all.len(), expected.len());
+    assert!(all == expected, "every message once, in order");
+    drop(hub);
+    drop(nats);
+    std::fs::remove_dir_all(dir).unwrap();
+}

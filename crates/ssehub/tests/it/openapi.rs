@@ -191,6 +191,7 @@ async fn the_openapi_file_matches_the_running_hub() {
         case("health", "GET", "/healthz"),
         case("metrics", "GET", "/metrics"),
         case("statsStream", "GET", "/stats/stream"),
+        case("clientScript", "GET", "/ssehub.js"),
     ];
     let mut documented: BTreeSet<String> = BTreeSet::new();
     for item in spec["paths"].as_object().unwrap().values() {
