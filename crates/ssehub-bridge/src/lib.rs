@@ -11,12 +11,16 @@
 //! | `redis-stream` | stream keys, a consumer group | at least once, `XACK` after the hub's store has the events, deduplicated by entry id |
 //! | `nats` | core subjects with wildcards and named tokens | at most once |
 //! | `jetstream` | a stream, through a durable pull consumer | at least once, acknowledged after the hub's store has the events, deduplicated by stream sequence |
+//! | `mqtt` | topic filters, QoS 1, a persistent session | at least once, `PUBACK` after the store has the event; deduplicated by `id_field` when set |
+//! | `amqp` | a durable queue (bound to an exchange if given) | at least once, manual ack after the store has the event; deduplicated by `message_id` |
 //!
 //! A message that cannot become an event (not UTF-8, over `max_payload`, no valid topic) is
 //! poison: counted in `ssehub_bridge_skipped_total`, logged with its source position, and
 //! skipped (acknowledged where the source keeps it) — never a crash loop.
 
+mod amqp;
 mod mapping;
+mod mqtt;
 mod nats;
 mod postgres;
 mod redis_bridge;
@@ -67,6 +71,9 @@ pub struct BridgeSpec {
     /// `jetstream`: how long the server waits for an acknowledgement before delivering a
     /// message again, in ms (default 30,000).
     pub ack_wait_ms: Option<u64>,
+    /// `amqp`: an exchange to bind the queue to, with this routing key (default `#`).
+    pub exchange: Option<String>,
+    pub routing_key: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +85,8 @@ pub enum Kind {
     RedisStream,
     Nats,
     Jetstream,
+    Mqtt,
+    Amqp,
 }
 
 impl Kind {
@@ -89,6 +98,8 @@ impl Kind {
             Kind::RedisStream => "redis-stream",
             Kind::Nats => "nats",
             Kind::Jetstream => "jetstream",
+            Kind::Mqtt => "mqtt",
+            Kind::Amqp => "amqp",
         }
     }
 }
@@ -114,6 +125,8 @@ impl BridgeSpec {
             Kind::Nats | Kind::Jetstream => {
                 self.url.starts_with("nats://") || self.url.starts_with("tls://")
             }
+            Kind::Mqtt => self.url.starts_with("mqtt://") || self.url.starts_with("tcp://"),
+            Kind::Amqp => self.url.starts_with("amqp://"),
         };
         if !scheme_ok {
             return Err(format!(
@@ -220,6 +233,8 @@ async fn run(hub: Arc<Hub>, bridge: Bridge, status: Arc<BridgeStatus>) {
             Kind::RedisStream => redis_bridge::stream(&hub, &bridge, &status).await,
             Kind::Nats => nats::core(&hub, &bridge, &status).await,
             Kind::Jetstream => nats::jetstream(&hub, &bridge, &status).await,
+            Kind::Mqtt => mqtt::run(&hub, &bridge, &status).await,
+            Kind::Amqp => amqp::run(&hub, &bridge, &status).await,
         };
         let why = match result {
             Ok(()) => "the source closed the connection".to_owned(),
@@ -290,6 +305,8 @@ mod tests {
             poll_ms: None,
             batch: None,
             ack_wait_ms: None,
+            exchange: None,
+            routing_key: None,
         }
     }
 

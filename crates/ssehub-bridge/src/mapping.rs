@@ -119,6 +119,49 @@ impl Mapping {
     }
 }
 
+/// A source pattern with named tokens, `orders.{id}` (NATS) or `sensors/{room}/temp`
+/// (MQTT): the filter to subscribe to (each named token a single-token wildcard), and the
+/// names by token position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPattern {
+    pub filter: String,
+    separator: char,
+    names: Vec<(usize, String)>,
+}
+
+impl TokenPattern {
+    pub fn parse(pattern: &str, separator: char, wildcard: &str) -> TokenPattern {
+        let mut names = Vec::new();
+        let tokens: Vec<String> = pattern
+            .split(separator)
+            .enumerate()
+            .map(
+                |(i, token)| match token.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    Some(name) if !name.is_empty() => {
+                        names.push((i, name.to_owned()));
+                        wildcard.to_owned()
+                    }
+                    _ => token.to_owned(),
+                },
+            )
+            .collect();
+        TokenPattern {
+            filter: tokens.join(&separator.to_string()),
+            separator,
+            names,
+        }
+    }
+
+    /// The named tokens of a subject or topic this pattern matched.
+    pub fn capture(&self, name: &str) -> Vec<(String, String)> {
+        let tokens: Vec<&str> = name.split(self.separator).collect();
+        self.names
+            .iter()
+            .filter_map(|(i, n)| tokens.get(*i).map(|t| (n.clone(), (*t).to_owned())))
+            .collect()
+    }
+}
+
 fn render_fixed(t: &Template) -> String {
     t.render(|_| None).unwrap_or_default()
 }
@@ -142,6 +185,25 @@ mod tests {
         assert_eq!(e.name.unwrap().as_str(), "order-paid");
         assert_eq!(e.custom_id.unwrap().as_str(), "42");
         assert_eq!(e.data, r#"{"total":9.5}"#);
+    }
+
+    #[test]
+    fn named_tokens_become_wildcards_and_are_captured() {
+        let p = TokenPattern::parse("orders.{id}.{status}", '.', "*");
+        assert_eq!(p.filter, "orders.*.*");
+        assert_eq!(
+            p.capture("orders.42.paid"),
+            [
+                ("id".to_owned(), "42".to_owned()),
+                ("status".to_owned(), "paid".to_owned())
+            ]
+        );
+        let mqtt = TokenPattern::parse("sensors/{room}/#", '/', "+");
+        assert_eq!(mqtt.filter, "sensors/+/#");
+        assert_eq!(mqtt.capture("sensors/kitchen/t/1")[0].1, "kitchen");
+        assert!(TokenPattern::parse("prices.>", '.', "*")
+            .capture("prices.a")
+            .is_empty());
     }
 
     #[test]

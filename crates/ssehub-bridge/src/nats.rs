@@ -15,48 +15,9 @@ use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 use tokio::sync::mpsc;
 
+use crate::mapping::TokenPattern;
 use crate::postgres::already_published;
 use crate::{forward, skip_poison, Bridge, RunResult};
-
-/// A subject pattern with named tokens: the subject to subscribe to, and the names by token
-/// position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SubjectPattern {
-    pub subject: String,
-    names: Vec<(usize, String)>,
-}
-
-impl SubjectPattern {
-    pub fn parse(pattern: &str) -> SubjectPattern {
-        let mut names = Vec::new();
-        let tokens: Vec<String> = pattern
-            .split('.')
-            .enumerate()
-            .map(
-                |(i, token)| match token.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                    Some(name) if !name.is_empty() => {
-                        names.push((i, name.to_owned()));
-                        "*".to_owned()
-                    }
-                    _ => token.to_owned(),
-                },
-            )
-            .collect();
-        SubjectPattern {
-            subject: tokens.join("."),
-            names,
-        }
-    }
-
-    /// The named tokens of a subject this pattern matched.
-    pub fn capture(&self, subject: &str) -> Vec<(String, String)> {
-        let tokens: Vec<&str> = subject.split('.').collect();
-        self.names
-            .iter()
-            .filter_map(|(i, name)| tokens.get(*i).map(|t| (name.clone(), (*t).to_owned())))
-            .collect()
-    }
-}
 
 /// Connects; the connection's events (a disconnection above all) arrive on the receiver.
 async fn connect(
@@ -86,18 +47,18 @@ async fn connect(
 
 pub(crate) async fn core(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) -> RunResult {
     let (client, mut events) = connect(bridge).await?;
-    let patterns: Vec<SubjectPattern> = bridge
+    let patterns: Vec<TokenPattern> = bridge
         .spec
         .channels
         .iter()
-        .map(|c| SubjectPattern::parse(c))
+        .map(|c| TokenPattern::parse(c, '.', "*"))
         .collect();
     let mut subscriptions = Vec::new();
     for (i, pattern) in patterns.iter().enumerate() {
         let subscription = client
-            .subscribe(pattern.subject.clone())
+            .subscribe(pattern.filter.clone())
             .await
-            .map_err(|e| format!("SUB {}: {e}", pattern.subject))?;
+            .map_err(|e| format!("SUB {}: {e}", pattern.filter))?;
         subscriptions.push(subscription.map(move |m| (i, m)));
     }
     // A request round trip proves the subscriptions are registered before Running.
@@ -221,26 +182,5 @@ pub(crate) async fn jetstream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeSt
         for message in &messages {
             message.ack().await.map_err(|e| format!("ack: {e}"))?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn named_tokens_become_wildcards_and_are_captured() {
-        let p = SubjectPattern::parse("orders.{id}.{status}");
-        assert_eq!(p.subject, "orders.*.*");
-        assert_eq!(
-            p.capture("orders.42.paid"),
-            [
-                ("id".to_owned(), "42".to_owned()),
-                ("status".to_owned(), "paid".to_owned())
-            ]
-        );
-        let plain = SubjectPattern::parse("prices.>");
-        assert_eq!(plain.subject, "prices.>");
-        assert!(plain.capture("prices.a.b").is_empty());
     }
 }

@@ -88,19 +88,22 @@ async fn wait_metric(url: &str, name: &str, bridge: &str, n: u64, within: Durati
 async fn history(hub: &Hub, topic: &str, n: usize) -> Vec<String> {
     use futures_util::StreamExt;
     let response = reqwest::Client::new()
-        .get(format!("{}/events/{topic}", hub.url))
+        .get(format!("{}/events/{}", hub.url, topic.replace('/', "%2F")))
         .header("last-event-id", "0-0")
         .send()
         .await
         .unwrap();
+    assert_eq!(response.status(), 200);
     let mut body = response.bytes_stream();
     let mut parser = ssehub_core::Parser::new();
     let mut data = Vec::new();
     let mut marked = false;
+    // Heartbeats keep an idle stream busy: the whole read has one deadline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), body.next())
+        let chunk = tokio::time::timeout_at(deadline, body.next())
             .await
-            .unwrap_or_else(|_| panic!("{} of {n} events, then the stream stalled", data.len()))
+            .unwrap_or_else(|_| panic!("{} of {n} events within a minute", data.len()))
             .expect("the stream ended")
             .unwrap();
         let mut items = Vec::new();
@@ -598,5 +601,197 @@ ack_wait_ms = 1000
     assert!(all == expected, "every message once, in order");
     drop(hub);
     drop(nats);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "FAILS (known, open): the QoS 1 messages sent while the hub is down do not all reach the history after the restart within the wait; the persistent-session resume needs work"]
+async fn mqtt_qos1_sent_while_the_hub_is_down_arrives_after_it_restarts_once() {
+    let port = common::free_port();
+    let broker_dir = temp_dir("mosquitto");
+    let conf = broker_dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000\n"),
+    )
+    .unwrap();
+    let mut broker = tokio::process::Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start mosquitto ({e}): install it with `apt-get install -y mosquitto`")
+        });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "mosquitto did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A publisher of the test's own, at QoS 1.
+    let mut options = rumqttc::MqttOptions::new("test-publisher", "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (publisher, mut events) = rumqttc::AsyncClient::new(options, 100);
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = acked.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_)) = event {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    let send = |from: u32, to: u32| {
+        let (publisher, acked) = (publisher.clone(), acked.clone());
+        async move {
+            for n in from..=to {
+                let payload = format!(r#"{{"n": "m{n}", "t": "n{n}"}}"#);
+                publisher
+                    .publish(
+                        format!("sensors/kitchen/{}", n % 2),
+                        rumqttc::QoS::AtLeastOnce,
+                        false,
+                        payload,
+                    )
+                    .await
+                    .unwrap();
+            }
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while acked.load(std::sync::atomic::Ordering::Relaxed) < to {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the broker did not take them"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let dir = temp_dir("bridge-mqtt");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "mqtt"
+kind = "mqtt"
+url = "mqtt://127.0.0.1:{port}"
+channels = ["sensors/{{room}}/#"]
+consumer = "ssehub-test-{}"
+topic = "room/{{room}}"
+id_field = "n"
+data_field = "t"
+"#,
+        dir.join("data").display(),
+        std::process::id()
+    );
+    let mut hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "up", "mqtt", 1, WAIT).await;
+    send(1, 200).await;
+    wait_metric(&hub.url, "published_total", "mqtt", 50, WAIT).await;
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    // Sent while no hub is connected: the broker keeps them for the persistent session.
+    send(201, 400).await;
+    let hub = hub_with(&dir, &config, &[]).await;
+    let all = history(&hub, "room/kitchen", 400).await;
+    let expected: Vec<String> = (1..=400).map(|n| format!("n{n}")).collect();
+    assert_eq!(all.len(), expected.len());
+    assert!(all == expected, "every message once, in order");
+    broker.kill().await.unwrap();
+    drop(hub);
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(broker_dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_queue_survives_kill_9_exactly_once() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
+    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let queue = unique("queue");
+    let properties = || {
+        lapin::ConnectionProperties::default()
+            .with_executor(tokio_executor_trait::Tokio::current())
+            .with_reactor(tokio_reactor_trait::Tokio::current())
+    };
+    let connection = lapin::Connection::connect(url, properties())
+        .await
+        .unwrap_or_else(|e| panic!("RabbitMQ at {url} is needed for this test: {e}"));
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            &queue,
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let send = |from: u32, to: u32| {
+        let (channel, queue) = (channel.clone(), queue.clone());
+        async move {
+            for n in from..=to {
+                let properties = lapin::BasicProperties::default()
+                    .with_message_id(format!("m{n}").into())
+                    .with_delivery_mode(2);
+                channel
+                    .basic_publish(
+                        "",
+                        &queue,
+                        BasicPublishOptions::default(),
+                        format!("n{n}").as_bytes(),
+                        properties,
+                    )
+                    .await
+                    .unwrap()
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    send(1, 1000).await;
+    let dir = temp_dir("bridge-amqp");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "amqp"
+kind = "amqp"
+url = "{url}"
+channels = ["{queue}"]
+topic = "q"
+batch = 50
+"#,
+        dir.join("data").display()
+    );
+    let mut hub = hub_with(&dir, &config, &[]).await;
+    wait_metric(&hub.url, "published_total", "amqp", 100, WAIT).await;
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    send(1001, 1500).await;
+    let hub = hub_with(&dir, &config, &[]).await;
+    let all = history(&hub, "q", 1500).await;
+    let mut sorted = all.clone();
+    sorted.sort_by_key(|d| d[1..].parse::<u32>().unwrap());
+    sorted.dedup();
+    assert_eq!(sorted.len(), 1500, "every message once");
+    assert_eq!(all.len(), 1500);
+    channel
+        .queue_delete(&queue, QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    drop(hub);
     std::fs::remove_dir_all(dir).unwrap();
 }
