@@ -16,8 +16,7 @@ use lapin::{Connection, ConnectionProperties};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 
-use crate::postgres::already_published;
-use crate::{skip_poison, Bridge, RunResult};
+use crate::{publish_once, skip_poison, Bridge, RunResult};
 
 pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) -> RunResult {
     let properties = ConnectionProperties::default()
@@ -89,18 +88,7 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
                         new.custom_id = WireId::new(id.as_str()).ok();
                     }
                 }
-                let seen = new
-                    .custom_id
-                    .as_ref()
-                    .is_some_and(|id| already_published(hub, id.as_str()));
-                if seen {
-                    BridgeStatus::add(&status.skipped, 1);
-                } else {
-                    hub.publish(new)
-                        .await
-                        .map_err(|e| format!("publish: {e}"))?;
-                    BridgeStatus::add(&status.published, 1);
-                }
+                publish_once(hub, status, new).await?;
             }
             Err(poison) => skip_poison(bridge, status, &at, &poison),
         }

@@ -279,6 +279,51 @@ pub(crate) async fn forward(
     }
 }
 
+/// True when the hub's history already holds an event with this custom id: a message an
+/// at-least-once source delivers again after a crash.
+pub(crate) fn already_published(hub: &Hub, custom: &str) -> bool {
+    matches!(hub.store.locate(custom), Ok(ssehub_core::Locate::Found(_)))
+}
+
+/// Publishes one event of an at-least-once source, unless its id is already in the history
+/// (then it is counted as skipped). Returns once the store has it, so the caller may ack.
+pub(crate) async fn publish_once(
+    hub: &Arc<Hub>,
+    status: &BridgeStatus,
+    new: ssehub_core::NewEvent,
+) -> Result<(), String> {
+    let seen = new
+        .custom_id
+        .as_ref()
+        .is_some_and(|id| already_published(hub, id.as_str()));
+    if seen {
+        BridgeStatus::add(&status.skipped, 1);
+        return Ok(());
+    }
+    hub.publish(new)
+        .await
+        .map_err(|e| format!("publish: {e}"))?;
+    BridgeStatus::add(&status.published, 1);
+    Ok(())
+}
+
+/// Publishes a batch (nothing when empty) and counts it; returns once the store has it.
+pub(crate) async fn publish_batch(
+    hub: &Arc<Hub>,
+    status: &BridgeStatus,
+    events: Vec<ssehub_core::NewEvent>,
+) -> Result<(), String> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len() as u64;
+    hub.publish_many(events)
+        .await
+        .map_err(|e| format!("publish: {e}"))?;
+    BridgeStatus::add(&status.published, n);
+    Ok(())
+}
+
 /// Counts and logs a poison message, naming where it was in the source.
 pub(crate) fn skip_poison(bridge: &Bridge, status: &BridgeStatus, at: &str, poison: &Poison) {
     BridgeStatus::add(&status.skipped, 1);

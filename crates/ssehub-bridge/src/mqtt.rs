@@ -13,8 +13,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 
 use crate::mapping::TokenPattern;
-use crate::postgres::already_published;
-use crate::{skip_poison, Bridge, RunResult};
+use crate::{publish_once, skip_poison, Bridge, RunResult};
 
 /// `mqtt://host:port` into its host and port (1883 by default).
 fn host_port(url: &str) -> Result<(String, u16), String> {
@@ -87,18 +86,7 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
             hub.config.max_payload,
         ) {
             Ok(new) => {
-                let seen = new
-                    .custom_id
-                    .as_ref()
-                    .is_some_and(|id| already_published(hub, id.as_str()));
-                if seen {
-                    BridgeStatus::add(&status.skipped, 1);
-                } else {
-                    hub.publish(new)
-                        .await
-                        .map_err(|e| format!("publish: {e}"))?;
-                    BridgeStatus::add(&status.published, 1);
-                }
+                publish_once(hub, status, new).await?;
             }
             Err(poison) => skip_poison(bridge, status, &at, &poison),
         }

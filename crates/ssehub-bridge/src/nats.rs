@@ -16,8 +16,7 @@ use ssehub_core::WireId;
 use tokio::sync::mpsc;
 
 use crate::mapping::TokenPattern;
-use crate::postgres::already_published;
-use crate::{forward, skip_poison, Bridge, RunResult};
+use crate::{already_published, forward, publish_batch, skip_poison, Bridge, RunResult};
 
 /// Connects; the connection's events (a disconnection above all) arrive on the receiver.
 async fn connect(
@@ -171,13 +170,7 @@ pub(crate) async fn jetstream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeSt
             }
             events.push(new);
         }
-        if !events.is_empty() {
-            let n = events.len() as u64;
-            hub.publish_many(events)
-                .await
-                .map_err(|e| format!("publish: {e}"))?;
-            BridgeStatus::add(&status.published, n);
-        }
+        publish_batch(hub, status, events).await?;
         // Durable in the hub's store (or poison): only now acknowledged.
         for message in &messages {
             message.ack().await.map_err(|e| format!("ack: {e}"))?;

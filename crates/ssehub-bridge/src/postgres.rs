@@ -16,11 +16,11 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 use ssehub::{BridgeState, BridgeStatus, Hub};
-use ssehub_core::{Locate, WireId};
+use ssehub_core::WireId;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use crate::{forward, skip_poison, Bridge, RunResult};
+use crate::{already_published, forward, publish_batch, skip_poison, Bridge, RunResult};
 
 /// Connects and starts the connection's task; notifications arrive on the receiver, and a
 /// connection failure as its last item.
@@ -208,13 +208,7 @@ pub(crate) async fn outbox(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
             new.custom_id = Some(WireId::new(&custom).map_err(|e| e.to_string())?);
             events.push(new);
         }
-        if !events.is_empty() {
-            let n = events.len() as u64;
-            hub.publish_many(events)
-                .await
-                .map_err(|e| format!("publish: {e}"))?;
-            BridgeStatus::add(&status.published, n);
-        }
+        publish_batch(hub, status, events).await?;
         // Only now, with the events durable in the hub's store, the position moves.
         client
             .execute(&save, &[&bridge.name, &through])
@@ -231,9 +225,4 @@ pub(crate) async fn outbox(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
             status.lag.store(0, std::sync::atomic::Ordering::Relaxed);
         }
     }
-}
-
-/// True when the hub's history already holds an event with this custom id.
-pub(crate) fn already_published(hub: &Hub, custom: &str) -> bool {
-    matches!(hub.store.locate(custom), Ok(Locate::Found(_)))
 }

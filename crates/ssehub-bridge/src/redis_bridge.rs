@@ -11,8 +11,7 @@ use serde_json::{Map, Value};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 
-use crate::postgres::already_published;
-use crate::{forward, skip_poison, Bridge, RunResult};
+use crate::{already_published, forward, publish_batch, skip_poison, Bridge, RunResult};
 
 fn client(bridge: &Bridge) -> Result<redis::Client, String> {
     redis::Client::open(bridge.spec.url.as_str()).map_err(|e| format!("url: {e}"))
@@ -148,13 +147,7 @@ pub(crate) async fn stream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
                 }
                 events.push(new);
             }
-            if !events.is_empty() {
-                let n = events.len() as u64;
-                hub.publish_many(events)
-                    .await
-                    .map_err(|e| format!("publish: {e}"))?;
-                BridgeStatus::add(&status.published, n);
-            }
+            publish_batch(hub, status, events).await?;
             // Durable in the hub's store (or poison): only now acknowledged.
             let mut ack = redis::cmd("XACK");
             ack.arg(&key.key).arg(group);

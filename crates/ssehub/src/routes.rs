@@ -86,9 +86,11 @@ impl Template {
         while let Some(open) = rest.find('{') {
             text.push_str(&rest[..open]);
             let after = &rest[open + 1..];
-            match after.find('}').map(|close| (&after[..close], close)) {
-                Some((inner, close)) if var(inner).is_some() => {
-                    let (name, json) = var(inner).expect("checked");
+            match after
+                .find('}')
+                .and_then(|close| var(&after[..close]).map(|v| (v, close)))
+            {
+                Some(((name, json), close)) => {
                     if !text.is_empty() {
                         pieces.push(Piece::Text(std::mem::take(&mut text)));
                     }
