@@ -150,13 +150,31 @@ async fn get(url: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn dashboard_and_alerts_query_only_exported_metrics() {
-    let hub = Hub::start(["--memory"], &[]).await;
+    // `ssehub_bridge_*` series exist only while a bridge is configured. This one points at a
+    // port where nothing listens: it retries for the whole test, but its series are the same
+    // as a connected bridge's (`up` is 0), and the check needs no service.
+    let dir = temp_dir("deploy-metrics");
+    let config = dir.join("ssehub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "memory = true\n[[bridge]]\nname = \"dashboard\"\nkind = \"redis-pubsub\"\n\
+             url = \"redis://127.0.0.1:{}\"\nchannels = [\"x\"]\n",
+            common::free_port()
+        ),
+    )
+    .unwrap();
+    let hub = Hub::start(["--config", config.to_str().unwrap()], &[]).await;
     let response = get(&format!("{}/metrics", hub.url)).await;
     assert_eq!(response.status(), 200);
     let exported = Exported::parse(&response.text().await.unwrap());
     assert!(
         exported.samples.contains("ssehub_connections"),
         "parse /metrics"
+    );
+    assert!(
+        exported.samples.contains("ssehub_bridge_up"),
+        "the hub started with its bridge"
     );
 
     let dashboard: serde_json::Value =
@@ -191,22 +209,40 @@ async fn dashboard_and_alerts_query_only_exported_metrics() {
             checked.insert(name);
         }
     }
-    // The alerts named in docs/deploy.md are there.
+    let mention = |exprs: &[String], metric: &str| {
+        exprs
+            .iter()
+            .any(|e| metric_names(e).iter().any(|n| n == metric))
+    };
+    // The alerts named in docs/deploy.md are there, and those on bridges.
     for metric in [
         "up",
         "ssehub_slow_consumer_drops_total",
         "ssehub_publish_rejected_total",
         "ssehub_connections",
         "ssehub_limit",
+        "ssehub_bridge_up",
+        "ssehub_bridge_skipped_total",
     ] {
-        assert!(
-            alert_exprs
-                .iter()
-                .any(|e| metric_names(e).iter().any(|n| n == metric)),
-            "no alert on {metric}"
-        );
+        assert!(mention(&alert_exprs, metric), "no alert on {metric}");
     }
     assert!(checked.len() >= 12, "{checked:?}");
+    // The bridge panels: state, messages in, out and skipped, errors, lag.
+    for metric in [
+        "ssehub_bridge_up",
+        "ssehub_bridge_received_total",
+        "ssehub_bridge_published_total",
+        "ssehub_bridge_skipped_total",
+        "ssehub_bridge_errors_total",
+        "ssehub_bridge_lag",
+    ] {
+        assert!(
+            mention(&dashboard_exprs, metric),
+            "no dashboard panel queries {metric}"
+        );
+    }
+    drop(hub);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
