@@ -1,9 +1,7 @@
-//! Authentication and authorization: JWT verification for publishers and subscribers, for
-//! the native API and the Mercure endpoint alike.
+//! Authentication and authorization: what a request's token grants, for publishers and
+//! subscribers, for the native API and the Mercure endpoint alike.
 //!
-//! - Keys: an HMAC secret, a PEM public key, or a JWKS document; each key accepts only the
-//!   algorithms of its own family that the allow-list names (no `none`, no HMAC with a
-//!   public key), so a token cannot pick a weaker check than the key was made for.
+//! - Keys: the signature and registered claims are checked by [`Verifier`] (`keys.rs`).
 //! - Grants: the Mercure claim (`mercure: {publish, subscribe, payload}`, also under
 //!   `https://mercure.rocks/`) or, in dialect 1, `authorization_details`. Each entry is a
 //!   topic selector: `*`, an exact topic, or a URI template (dialect 0) / URL pattern
@@ -13,26 +11,19 @@
 //!   publisher key, publishing is open to loopback clients only. Without a subscriber key,
 //!   anyone may subscribe and private events reach no one.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{header, HeaderMap, StatusCode};
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use ssehub_core::Topic;
 
 use crate::config::{Config, CorsOrigins, Dialect};
 use crate::hub::Hub;
+use crate::keys::{ClaimRules, Verifier};
 use crate::mercure::{self, MatchKind};
 use crate::selection::{PrivateAccess, TopicMatcher};
-
-/// The allow-list used when none is configured.
-pub const DEFAULT_ALGORITHMS: &str =
-    "HS256,HS384,HS512,RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,EdDSA";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -41,221 +32,22 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Where a key comes from: the setting's value, or the file it names.
-#[derive(Clone)]
-pub enum KeyMaterial {
-    /// An HMAC shared secret (HS256/384/512).
-    Secret(Vec<u8>),
-    /// A PEM public key (RSA, EC or Ed25519) or certificate.
-    Pem(Vec<u8>),
-    /// A JSON Web Key Set document (`{"keys": [...]}`).
-    Jwks(String),
-}
-
-/// Parses a comma list of JWS algorithm names. `none` is refused, always.
-pub fn parse_algorithms(list: &str) -> Result<Vec<Algorithm>, String> {
-    let mut out = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if name.eq_ignore_ascii_case("none") {
-            return Err("\"none\" is never accepted: unsigned tokens prove nothing".into());
-        }
-        let alg: Algorithm = name.parse().map_err(|_| {
-            format!("unknown algorithm {name:?}: use names such as HS256, RS256, ES256, EdDSA")
-        })?;
-        if !out.contains(&alg) {
-            out.push(alg);
-        }
-    }
-    if out.is_empty() {
-        return Err("the list is empty".into());
-    }
-    Ok(out)
-}
-
-/// One key and the algorithms it verifies.
-struct Key {
-    kid: Option<String>,
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
-}
-
-/// Verifies tokens against one key or one key set.
-pub struct Verifier {
-    keys: Vec<Key>,
-}
-
-impl fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print key material.
-        f.debug_struct("Verifier")
-            .field("keys", &self.keys.len())
-            .field(
-                "algorithms",
-                &self
-                    .keys
-                    .iter()
-                    .flat_map(|k| k.algorithms.iter())
-                    .collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
-impl Verifier {
-    /// Builds a verifier; `allowed` is the algorithm allow-list. Fails when the key does not
-    /// parse or none of the allowed algorithms fits it.
-    pub fn new(material: KeyMaterial, allowed: &[Algorithm]) -> Result<Verifier, String> {
-        let fitting = |key: &DecodingKey, only: Option<Algorithm>| -> Vec<Algorithm> {
-            key.family()
-                .algorithms()
-                .iter()
-                .copied()
-                .filter(|a| allowed.contains(a) && only.is_none_or(|o| o == *a))
-                .collect()
-        };
-        let mut keys = Vec::new();
-        match material {
-            KeyMaterial::Secret(secret) => {
-                if secret.is_empty() {
-                    return Err("the secret is empty".into());
-                }
-                let key = DecodingKey::from_secret(&secret);
-                let algorithms = fitting(&key, None);
-                keys.push(Key {
-                    kid: None,
-                    key,
-                    algorithms,
-                });
-            }
-            KeyMaterial::Pem(pem) => {
-                let key = DecodingKey::from_rsa_pem(&pem)
-                    .or_else(|_| DecodingKey::from_ec_pem(&pem))
-                    .or_else(|_| DecodingKey::from_ed_pem(&pem))
-                    .map_err(|e| format!("not a PEM public key (RSA, EC or Ed25519): {e}"))?;
-                let algorithms = fitting(&key, None);
-                keys.push(Key {
-                    kid: None,
-                    key,
-                    algorithms,
-                });
-            }
-            KeyMaterial::Jwks(text) => {
-                let set: JwkSet =
-                    serde_json::from_str(&text).map_err(|e| format!("not a JWKS document: {e}"))?;
-                for jwk in &set.keys {
-                    let Ok(key) = DecodingKey::from_jwk(jwk) else {
-                        continue;
-                    };
-                    let only = jwk
-                        .common
-                        .key_algorithm
-                        .and_then(|a| a.to_string().parse::<Algorithm>().ok());
-                    let algorithms = fitting(&key, only);
-                    keys.push(Key {
-                        kid: jwk.common.key_id.clone(),
-                        key,
-                        algorithms,
-                    });
-                }
-                if keys.is_empty() {
-                    return Err("the JWKS document holds no usable key".into());
-                }
-            }
-        }
-        keys.retain(|k| !k.algorithms.is_empty());
-        if keys.is_empty() {
-            return Err(
-                "none of the allowed algorithms (jwt_algorithms) fits this key type".into(),
-            );
-        }
-        Ok(Verifier { keys })
-    }
-
-    /// Checks the signature and the registered claims; returns the claims.
-    fn claims(
-        &self,
-        token: &str,
-        config: &Config,
-        audience: Option<&str>,
-    ) -> Result<Value, AuthError> {
-        let header = decode_header(token).map_err(|_| AuthError::invalid("malformed token"))?;
-        if config.mercure_dialect == Dialect::V1 {
-            let typ = header.typ.as_deref().unwrap_or("").to_ascii_lowercase();
-            if typ != "at+jwt" && typ != "application/at+jwt" {
-                return Err(AuthError::invalid(
-                    "the token's typ must be at+jwt (RFC 9068 access token)",
-                ));
-            }
-        }
-        let mut validation = Validation::new(header.alg);
-        validation.leeway = 0;
-        validation.validate_nbf = true;
-        validation.required_spec_claims.clear();
-        if config.mercure_dialect == Dialect::V1 {
-            validation.required_spec_claims.insert("exp".into());
-        }
-        validation.validate_aud = false;
-        if let Some(aud) = audience {
-            validation.set_audience(&[aud]);
-            validation.validate_aud = true;
-            validation.required_spec_claims.insert("aud".into());
-        }
-        if let Some(iss) = &config.mercure_issuer {
-            validation.set_issuer(&[iss]);
-            validation.required_spec_claims.insert("iss".into());
-        }
-        let mut last = AuthError::invalid("no key accepts this token's algorithm");
-        for key in &self.keys {
-            if !key.algorithms.contains(&header.alg) {
-                continue;
-            }
-            if let (Some(want), Some(have)) = (&header.kid, &key.kid) {
-                if want != have {
-                    continue;
-                }
-            }
-            match decode::<Value>(token, &key.key, &validation) {
-                Ok(data) => return Ok(data.claims),
-                Err(e) => {
-                    last = match e.kind() {
-                        ErrorKind::ExpiredSignature => AuthError::invalid("the token has expired"),
-                        ErrorKind::ImmatureSignature => {
-                            AuthError::invalid("the token is not valid yet (nbf)")
-                        }
-                        ErrorKind::InvalidAudience => {
-                            AuthError::invalid("the token's audience (aud) is not this hub")
-                        }
-                        ErrorKind::InvalidIssuer => {
-                            AuthError::invalid("the token's issuer (iss) is not trusted")
-                        }
-                        ErrorKind::MissingRequiredClaim(c) => {
-                            AuthError::invalid(format!("the token lacks the {c} claim"))
-                        }
-                        _ => AuthError::invalid("invalid token signature or claims"),
-                    }
-                }
-            }
-        }
-        Err(last)
-    }
-
-    /// Verifies `token` and reads its grants.
-    pub fn verify(&self, token: &str, config: &Config) -> Result<Grants, AuthError> {
-        self.verify_for(token, config, config.mercure_audience.as_deref())
-    }
-
-    /// Verifies `token`, whose `aud` must contain `audience` when there is one.
-    pub fn verify_for(
-        &self,
-        token: &str,
-        config: &Config,
-        audience: Option<&str>,
-    ) -> Result<Grants, AuthError> {
-        let claims = self.claims(token, config, audience)?;
-        // URL patterns resolve relative topics against the hub's origin.
-        let base = audience.and_then(|aud| aud.strip_suffix(mercure::HUB_PATH));
-        Grants::from_claims(&claims, config.mercure_dialect, base)
-    }
+/// Verifies `token`, whose `aud` must contain `audience` when there is one.
+pub fn verify_for(
+    verifier: &Verifier,
+    token: &str,
+    config: &Config,
+    audience: Option<&str>,
+) -> Result<Grants, AuthError> {
+    let rules = ClaimRules {
+        access_token: config.mercure_dialect == Dialect::V1,
+        issuer: config.mercure_issuer.as_deref(),
+        audience,
+    };
+    let claims = verifier.claims(token, &rules).map_err(AuthError::invalid)?;
+    // URL patterns resolve relative topics against the hub's origin.
+    let base = audience.and_then(|aud| aud.strip_suffix(mercure::HUB_PATH));
+    Grants::from_claims(&claims, config.mercure_dialect, base)
 }
 
 /// What a token allows.
@@ -486,13 +278,13 @@ pub fn subscriber(
         return Ok(None);
     };
     match find_token(headers, hub.config.mercure_dialect, query_token) {
-        Some((token, _)) => verifier
-            .verify_for(
-                &token,
-                &hub.config,
-                audience(&hub.config, headers).as_deref(),
-            )
-            .map(Some),
+        Some((token, _)) => verify_for(
+            verifier,
+            &token,
+            &hub.config,
+            audience(&hub.config, headers).as_deref(),
+        )
+        .map(Some),
         None if hub.config.auth.anonymous => Ok(None),
         None => Err(AuthError::missing(
             "a subscriber token is required (Authorization: Bearer, or the cookie)",
@@ -525,7 +317,8 @@ pub fn publisher(
             "a publisher token is required (Authorization: Bearer, or the cookie)",
         ));
     };
-    let grants = verifier.verify_for(
+    let grants = verify_for(
+        verifier,
         &token,
         &hub.config,
         audience(&hub.config, headers).as_deref(),
@@ -621,10 +414,16 @@ pub fn deadline(config: &Config, grants: Option<&Grants>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{encode, EncodingKey, Header};
+    use crate::keys::{parse_algorithms, KeyMaterial, DEFAULT_ALGORITHMS};
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 
     fn config() -> Config {
         Config::default()
+    }
+
+    /// Verifies `token` with the configured audience and reads its grants.
+    fn verify(verifier: &Verifier, token: &str, config: &Config) -> Result<Grants, AuthError> {
+        verify_for(verifier, token, config, config.mercure_audience.as_deref())
     }
 
     fn token(claims: Value, secret: &str, alg: Algorithm) -> String {
@@ -637,39 +436,34 @@ mod tests {
     }
 
     #[test]
-    fn algorithms_list() {
-        assert!(parse_algorithms("HS256, RS256,EdDSA").is_ok());
-        assert!(parse_algorithms("none").unwrap_err().contains("never"));
-        assert!(parse_algorithms("HS256,None").is_err());
-        assert!(parse_algorithms("XX1").is_err());
-        assert!(parse_algorithms("").is_err());
-    }
-
-    #[test]
     fn secret_keys_verify_hmac_only() {
         let all = parse_algorithms(DEFAULT_ALGORITHMS).unwrap();
         let v = Verifier::new(KeyMaterial::Secret(b"k".to_vec()), &all).unwrap();
         let claims =
             serde_json::json!({"mercure": {"publish": ["*"], "subscribe": ["https://e/{id}"]}});
         for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-            let g = v
-                .verify(&token(claims.clone(), "k", alg), &config())
-                .unwrap();
+            let g = verify(&v, &token(claims.clone(), "k", alg), &config()).unwrap();
             assert!(g.may_publish("anything"));
             assert!(g.may_subscribe("https://e/1"));
             assert!(!g.may_subscribe("https://f/1"));
         }
-        assert!(v
-            .verify(&token(claims.clone(), "other", Algorithm::HS256), &config())
-            .is_err());
+        assert!(verify(
+            &v,
+            &token(claims.clone(), "other", Algorithm::HS256),
+            &config()
+        )
+        .is_err());
         let only384 = Verifier::new(
             KeyMaterial::Secret(b"k".to_vec()),
             &[Algorithm::HS384, Algorithm::RS256],
         )
         .unwrap();
-        assert!(only384
-            .verify(&token(claims.clone(), "k", Algorithm::HS256), &config())
-            .is_err());
+        assert!(verify(
+            &only384,
+            &token(claims.clone(), "k", Algorithm::HS256),
+            &config()
+        )
+        .is_err());
         assert!(Verifier::new(KeyMaterial::Secret(b"k".to_vec()), &[Algorithm::RS256]).is_err());
     }
 
@@ -681,16 +475,16 @@ mod tests {
             "k",
             Algorithm::HS256,
         );
-        let e = v.verify(&old, &config()).unwrap_err();
+        let e = verify(&v, &old, &config()).unwrap_err();
         assert_eq!(e.status, StatusCode::UNAUTHORIZED);
         assert!(e.message.contains("expired"), "{}", e.message);
-        assert!(v.verify("not.a.token", &config()).is_err());
+        assert!(verify(&v, "not.a.token", &config()).is_err());
         let bad_claim = token(
             serde_json::json!({"mercure": {"publish": "x"}}),
             "k",
             Algorithm::HS256,
         );
-        assert!(v.verify(&bad_claim, &config()).is_err());
+        assert!(verify(&v, &bad_claim, &config()).is_err());
     }
 
     #[test]
@@ -710,15 +504,14 @@ mod tests {
             }]
         });
         let plain = token(claims.clone(), "k", Algorithm::HS256);
-        assert!(v
-            .verify(&plain, &cfg)
+        assert!(verify(&v, &plain, &cfg)
             .unwrap_err()
             .message
             .contains("at+jwt"));
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some("at+jwt".into());
         let at = encode(&header, &claims, &EncodingKey::from_secret(b"k")).unwrap();
-        let g = v.verify(&at, &cfg).unwrap();
+        let g = verify(&v, &at, &cfg).unwrap();
         assert!(g.may_subscribe("https://e/b"));
         assert!(!g.may_publish("https://e/a"));
         assert_eq!(g.payload, Some(serde_json::json!({"user": 1})));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::Verifier;
+use crate::keys::Verifier;
 use crate::routes::Routes;
 use crate::tls::TlsConfig;
 

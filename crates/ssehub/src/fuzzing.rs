@@ -29,9 +29,9 @@ pub fn hub(dialect_v0: bool, subscriber_key: Option<&[u8]>) -> Arc<Hub> {
         ..Config::default()
     };
     if let Some(key) = subscriber_key {
-        let verifier = crate::auth::Verifier::new(
-            crate::auth::KeyMaterial::Secret(key.to_vec()),
-            &crate::auth::parse_algorithms(crate::auth::DEFAULT_ALGORITHMS).expect("defaults"),
+        let verifier = crate::keys::Verifier::new(
+            crate::keys::KeyMaterial::Secret(key.to_vec()),
+            &crate::keys::parse_algorithms(crate::keys::DEFAULT_ALGORITHMS).expect("defaults"),
         )
         .expect("an HMAC key");
         config.auth.subscriber = Some(Arc::new(verifier));

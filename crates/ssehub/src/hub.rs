@@ -457,8 +457,8 @@ impl Hub {
         for (subscriber, topic) in overflowed {
             self.count_overflow(subscriber, &topic);
         }
-        if let Some(info) = &sub.selection.mercure {
-            crate::mercure::subscription_changed(self, info, true);
+        if let Some(hook) = &sub.selection.hook {
+            hook.changed(self, true);
         }
         Ok(Subscription {
             hub: self.clone(),
@@ -491,8 +491,8 @@ impl Hub {
         }
         drop(state);
         self.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-        if let Some(info) = &sub.selection.mercure {
-            crate::mercure::subscription_changed(self, info, false);
+        if let Some(hook) = &sub.selection.hook {
+            hook.changed(self, false);
         }
     }
 

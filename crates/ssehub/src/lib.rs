@@ -12,6 +12,7 @@ mod form;
 pub mod fuzzing;
 mod http;
 mod hub;
+mod keys;
 mod mercure;
 mod metrics;
 mod outbox;
@@ -26,16 +27,16 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-pub use auth::{parse_algorithms, KeyMaterial, Verifier, DEFAULT_ALGORITHMS};
 pub use bridges::{BridgeState, BridgeStatus, Bridges};
 pub use config::{AuthConfig, Config, CorsOrigins, Dialect};
 pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
 pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
 /// JWS algorithms, for the allow-list.
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
+pub use keys::{parse_algorithms, KeyMaterial, Verifier, DEFAULT_ALGORITHMS};
 pub use metrics::Metrics;
 pub use routes::{RouteSpec, Routes, Template, Val, WelcomeSpec};
-pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, TopicMatcher};
+pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, SubscriptionHook, TopicMatcher};
 pub use tls::{TlsConfig, TlsError};
 
 /// How often the hub ends streams whose token has expired.

@@ -1,6 +1,7 @@
 //! Selections: which events a subscriber receives — the topics it named, the patterns it
 //! gave (Mercure URI templates, `*`), and which private events it is allowed to see.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -9,6 +10,17 @@ use ssehub_core::{Event, Topic};
 /// A topic pattern. Implemented by the Mercure selectors; the hub only asks "does it match".
 pub trait TopicMatcher: Send + Sync + fmt::Debug {
     fn matches(&self, topic: &str) -> bool;
+}
+
+/// A protocol's hook on one subscription. The hub calls [`changed`](Self::changed) after the
+/// subscriber is registered (`active`) and after it is unregistered, outside its lock; it
+/// knows nothing of what the hook does. This is how a protocol above the hub (Mercure's
+/// subscription events) reacts to subscriptions without the hub naming it.
+pub trait SubscriptionHook: Send + Sync + fmt::Debug + 'static {
+    fn changed(&self, hub: &Arc<crate::hub::Hub>, active: bool);
+    /// The hook as `Any`, so its protocol can find its own data again (the Mercure
+    /// subscriptions API lists the subscribers it hooked).
+    fn as_any(&self) -> &dyn Any;
 }
 
 /// Matches one topic exactly.
@@ -52,8 +64,10 @@ pub struct Selection {
     /// When the stream must end, in milliseconds since the Unix epoch: the token's `exp`
     /// (or the configured stream lifetime). Checked by the hub's expiry tick.
     pub deadline: Option<u64>,
-    /// Set for Mercure subscribers: what the subscriptions API and events show.
-    pub mercure: Option<Arc<crate::mercure::SubscriberInfo>>,
+    /// Set by the protocol that built the selection when it wants to hear of the
+    /// subscription's start and end (the Mercure endpoint: subscription events and API).
+    /// `None` costs the hub nothing.
+    pub hook: Option<Arc<dyn SubscriptionHook>>,
 }
 
 impl Selection {

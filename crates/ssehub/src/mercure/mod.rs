@@ -40,7 +40,7 @@ pub use subscriptions::{
 use crate::auth::AuthError;
 use crate::config::Dialect;
 use crate::hub::Hub;
-use crate::selection::{AnyTopic, Exact, TopicMatcher};
+use crate::selection::{AnyTopic, Exact, SubscriptionHook, TopicMatcher};
 pub(crate) use template::UriTemplate;
 pub(crate) use urlpattern::UrlPattern;
 
@@ -173,6 +173,16 @@ pub struct SubscriberInfo {
     pub dialect: Dialect,
 }
 
+impl SubscriptionHook for SubscriberInfo {
+    fn changed(&self, hub: &Arc<Hub>, active: bool) {
+        subscription_changed(hub, self, active);
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A random (version 4) UUID as a URN.
 pub fn new_urn_uuid() -> String {
     let mut b = [0u8; 16];
@@ -254,7 +264,7 @@ pub fn subscription_json(
 /// Publishes the subscription events of a subscriber that came or went (when the
 /// subscriptions feature is on). Private events, so only subscribers granted the
 /// subscription topics see them. Called by the hub after (un)registering the subscriber.
-pub fn subscription_changed(hub: &Arc<Hub>, info: &SubscriberInfo, active: bool) {
+fn subscription_changed(hub: &Arc<Hub>, info: &SubscriberInfo, active: bool) {
     if !hub.config.mercure_subscriptions {
         return;
     }

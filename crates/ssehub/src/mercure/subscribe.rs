@@ -120,7 +120,7 @@ pub(crate) fn open(
         selection.private = grants.private_access();
     }
     selection.deadline = auth::deadline(&hub.config, grants.as_ref());
-    selection.mercure = Some(Arc::new(SubscriberInfo {
+    selection.hook = Some(Arc::new(SubscriberInfo {
         id: new_urn_uuid(),
         selectors,
         payload: grants.and_then(|g| g.payload),

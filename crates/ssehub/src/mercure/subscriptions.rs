@@ -11,7 +11,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{segment, subscription_json, MatchKind, MercureError, HUB_PATH, SUBSCRIPTIONS_PATH};
+use super::{
+    segment, subscription_json, MatchKind, MercureError, SubscriberInfo, HUB_PATH,
+    SUBSCRIPTIONS_PATH,
+};
 use crate::auth::{self, AuthError};
 use crate::config::Dialect;
 use crate::form;
@@ -140,7 +143,11 @@ fn answer(hub: &Hub, query: Option<String>, headers: &HeaderMap, filter: Filter)
     }
     let mut found: Vec<Value> = Vec::new();
     for selection in hub.selections() {
-        let Some(info) = &selection.mercure else {
+        let Some(info) = selection
+            .hook
+            .as_ref()
+            .and_then(|hook| hook.as_any().downcast_ref::<SubscriberInfo>())
+        else {
             continue;
         };
         if filter.subscriber.as_deref().is_some_and(|s| s != info.id) {
@@ -235,7 +242,7 @@ fn authorize(
         ));
     };
     let audience = auth::audience(&hub.config, headers);
-    let grants = verifier.verify_for(&token, &hub.config, audience.as_deref())?;
+    let grants = auth::verify_for(verifier, &token, &hub.config, audience.as_deref())?;
     if grants.may_subscribe(path) {
         Ok(())
     } else {

@@ -9,6 +9,7 @@ mod close;
 mod cors;
 mod head_timeout;
 mod http2;
+mod layers;
 mod mercure;
 mod openapi;
 mod page;
