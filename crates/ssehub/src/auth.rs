@@ -22,8 +22,8 @@ use ssehub_core::Topic;
 use crate::config::{Config, CorsOrigins, Dialect};
 use crate::hub::Hub;
 use crate::keys::{ClaimRules, Verifier};
-use crate::mercure::{self, MatchKind};
 use crate::selection::{PrivateAccess, TopicMatcher};
+use crate::selector::{self, MatchKind};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -46,7 +46,7 @@ pub fn verify_for(
     };
     let claims = verifier.claims(token, &rules).map_err(AuthError::invalid)?;
     // URL patterns resolve relative topics against the hub's origin.
-    let base = audience.and_then(|aud| aud.strip_suffix(mercure::HUB_PATH));
+    let base = audience.and_then(|aud| aud.strip_suffix(selector::HUB_PATH));
     Grants::from_claims(&claims, config.mercure_dialect, base)
 }
 
@@ -104,7 +104,7 @@ impl Grants {
                             )));
                         };
                         into.push(
-                            mercure::matcher(selector, MatchKind::Topic)
+                            selector::matcher(selector, MatchKind::Topic)
                                 .map_err(AuthError::invalid)?,
                         );
                     }
@@ -151,7 +151,7 @@ impl Grants {
                     Some("urlpattern") => MatchKind::UrlPattern,
                     Some(other) => return Err(bad(&format!("unknown match_type {other:?}"))),
                 };
-                matchers.push(mercure::matcher_at(value, kind, base).map_err(|e| bad(&e))?);
+                matchers.push(selector::matcher_at(value, kind, base).map_err(|e| bad(&e))?);
             }
             if actions.contains(&"publish") {
                 self.publish.extend(matchers.iter().cloned());
@@ -334,7 +334,7 @@ pub fn publisher(
 pub fn audience(config: &Config, headers: &HeaderMap) -> Option<String> {
     match (&config.mercure_audience, config.mercure_dialect) {
         (Some(aud), _) => Some(aud.clone()),
-        (None, Dialect::V1) => mercure::resource_identifier(headers),
+        (None, Dialect::V1) => selector::resource_identifier(headers),
         (None, Dialect::V0) => None,
     }
 }

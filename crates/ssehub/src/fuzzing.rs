@@ -13,7 +13,8 @@ use ssehub_core::{MemoryStore, NewEvent, Retention};
 use crate::config::{Config, Dialect};
 use crate::http::Opened;
 use crate::hub::Hub;
-use crate::mercure::{self, MatchKind};
+use crate::mercure;
+use crate::selector::{self, MatchKind};
 use crate::server::{self, Answer};
 
 /// The address requests come from: loopback, so open publishing is allowed.
@@ -139,12 +140,12 @@ pub fn hub_topic(topic: &str) -> Result<String, String> {
 
 /// A URI template: `Ok(None)` when it has no expression, else whether it matches `topic`.
 pub fn template_matches(template: &str, topic: &str) -> Result<Option<bool>, String> {
-    Ok(mercure::UriTemplate::parse(template)?.map(|t| t.matches(topic)))
+    Ok(selector::UriTemplate::parse(template)?.map(|t| t.matches(topic)))
 }
 
 /// A URL pattern (relative ones resolved against `base`): whether it matches `topic`.
 pub fn urlpattern_matches(pattern: &str, base: Option<&str>, topic: &str) -> Result<bool, String> {
-    Ok(mercure::UrlPattern::parse(pattern, base)?.matches(topic))
+    Ok(selector::UrlPattern::parse(pattern, base)?.matches(topic))
 }
 
 /// A subscription selector read as `kind` (0 topic/template, 1 exact, else URL pattern):
@@ -160,7 +161,7 @@ pub fn selector_matches(
         1 => MatchKind::Exact,
         _ => MatchKind::UrlPattern,
     };
-    Ok(mercure::matcher_at(selector, kind, base)?.matches(topic))
+    Ok(selector::matcher_at(selector, kind, base)?.matches(topic))
 }
 
 /// Headers with one entry, or none when `value` is no valid header value.

@@ -18,6 +18,7 @@ mod metrics;
 mod outbox;
 mod routes;
 mod selection;
+mod selector;
 mod server;
 mod stream;
 mod tls;

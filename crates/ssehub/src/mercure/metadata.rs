@@ -13,27 +13,10 @@ use super::{MercureError, HUB_PATH};
 use crate::auth::cookie_name;
 use crate::config::Dialect;
 use crate::hub::Hub;
+use crate::selector::{origin, resource_identifier};
 
 /// Where the metadata is served.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/.well-known/mercure";
-
-/// `scheme://host` of the request, as the client addressed the hub (`X-Forwarded-Proto`
-/// when a TLS proxy sits in front).
-fn origin(headers: &HeaderMap) -> Option<String> {
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    Some(format!("{proto}://{host}"))
-}
-
-/// The hub's resource identifier as this request addresses it (the `aud` dialect 1 tokens
-/// must carry when `--mercure-audience` is not set).
-pub fn resource_identifier(headers: &HeaderMap) -> Option<String> {
-    origin(headers).map(|o| format!("{o}{HUB_PATH}"))
-}
 
 /// The metadata URL for this request's hub.
 pub fn metadata_url(headers: &HeaderMap) -> Option<String> {

@@ -15,11 +15,7 @@ mod metadata;
 mod publish;
 mod subscribe;
 mod subscriptions;
-mod template;
-mod urlpattern;
 
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -28,7 +24,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use ssehub_core::{EventName, NewEvent, Topic};
 
-pub use metadata::{metadata, resource_identifier, METADATA_PATH};
+pub use metadata::{metadata, METADATA_PATH};
 pub(crate) use publish::decode as decode_publish;
 pub use publish::publish;
 pub(crate) use subscribe::open as open_subscription;
@@ -40,55 +36,12 @@ pub use subscriptions::{
 use crate::auth::AuthError;
 use crate::config::Dialect;
 use crate::hub::Hub;
-use crate::selection::{AnyTopic, Exact, SubscriptionHook, TopicMatcher};
-pub(crate) use template::UriTemplate;
-pub(crate) use urlpattern::UrlPattern;
+use crate::selection::SubscriptionHook;
+use crate::selector::escape_topic;
+pub use crate::selector::{MatchKind, HUB_PATH};
 
-/// The hub's Mercure path.
-pub const HUB_PATH: &str = "/.well-known/mercure";
 /// The path of the subscriptions API and the prefix of subscription event topics.
 pub const SUBSCRIPTIONS_PATH: &str = "/.well-known/mercure/subscriptions";
-
-/// How a selector or grant string is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchKind {
-    /// Dialect 0 `topic`: `*`, a URI template, or an exact topic.
-    Topic,
-    /// Dialect 1 `match` / `match_exact`: `*` or byte-exact.
-    Exact,
-    /// Dialect 1 `match_urlpattern`.
-    UrlPattern,
-}
-
-impl MatchKind {
-    /// The `match_type` name of dialect 1.
-    pub fn name(self) -> &'static str {
-        match self {
-            MatchKind::UrlPattern => "urlpattern",
-            MatchKind::Topic | MatchKind::Exact => "exact",
-        }
-    }
-}
-
-/// Carries a Mercure topic in the hub's topic space: whitespace and commas
-/// percent-encoded. Everything else is left as is.
-pub fn escape_topic(topic: &str) -> Cow<'_, str> {
-    if !topic.contains(|c: char| c == ',' || c.is_whitespace()) {
-        return Cow::Borrowed(topic);
-    }
-    let mut out = String::with_capacity(topic.len() + 8);
-    for c in topic.chars() {
-        if c == ',' || c.is_whitespace() {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                let _ = write!(out, "%{b:02X}");
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
 
 /// A Mercure topic as a hub topic; a message for a 400 when it cannot be one.
 pub fn to_topic(topic: &str) -> Result<Topic, String> {
@@ -115,51 +68,6 @@ fn is_format_char(c: char) -> bool {
         | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
         | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
-}
-
-#[derive(Debug)]
-struct Template(UriTemplate);
-
-impl TopicMatcher for Template {
-    fn matches(&self, topic: &str) -> bool {
-        self.0.matches(topic)
-    }
-}
-
-#[derive(Debug)]
-struct Pattern(UrlPattern);
-
-impl TopicMatcher for Pattern {
-    fn matches(&self, topic: &str) -> bool {
-        self.0.matches(topic)
-    }
-}
-
-/// A selector or grant string as a matcher over hub topics.
-pub fn matcher(selector: &str, kind: MatchKind) -> Result<Arc<dyn TopicMatcher>, String> {
-    matcher_at(selector, kind, None)
-}
-
-/// As [`matcher`]; `base` is the hub's origin, against which URL patterns resolve relative
-/// patterns and topics.
-pub fn matcher_at(
-    selector: &str,
-    kind: MatchKind,
-    base: Option<&str>,
-) -> Result<Arc<dyn TopicMatcher>, String> {
-    if selector == "*" {
-        return Ok(Arc::new(AnyTopic));
-    }
-    match kind {
-        MatchKind::Topic => match UriTemplate::parse(selector) {
-            Ok(Some(t)) => Ok(Arc::new(Template(t))),
-            // Not a template (or not a valid one): an exact topic, as the reference hub
-            // treats it.
-            Ok(None) | Err(_) => Ok(Arc::new(Exact(escape_topic(selector).into_owned()))),
-        },
-        MatchKind::Exact => Ok(Arc::new(Exact(escape_topic(selector).into_owned()))),
-        MatchKind::UrlPattern => Ok(Arc::new(Pattern(UrlPattern::parse(selector, base)?))),
-    }
 }
 
 /// What the hub knows of a Mercure subscriber, for subscription events and the API.
@@ -388,8 +296,6 @@ mod tests {
 
     #[test]
     fn topics_carry_commas_and_spaces_escaped() {
-        assert_eq!(escape_topic("https://e/a"), "https://e/a");
-        assert_eq!(escape_topic("https://e/a,b c"), "https://e/a%2Cb%20c");
         assert_eq!(
             to_topic("https://e/a,b").unwrap().as_str(),
             "https://e/a%2Cb"
@@ -397,21 +303,6 @@ mod tests {
         assert!(to_topic("a\u{0}b").is_err());
         assert!(to_topic("a\u{200B}b").is_err());
         assert!(to_topic("").is_err());
-    }
-
-    #[test]
-    fn selectors() {
-        let exact = matcher("https://e/a,b", MatchKind::Topic).unwrap();
-        assert!(exact.matches("https://e/a%2Cb"));
-        let any = matcher("*", MatchKind::Exact).unwrap();
-        assert!(any.matches("x"));
-        let t = matcher("https://e/{id}", MatchKind::Topic).unwrap();
-        assert!(t.matches("https://e/1"));
-        let literal = matcher("https://e/{id}", MatchKind::Exact).unwrap();
-        assert!(!literal.matches("https://e/1"));
-        assert!(literal.matches("https://e/{id}"));
-        let p = matcher("https://e/:id", MatchKind::UrlPattern).unwrap();
-        assert!(p.matches("https://e/1"));
     }
 
     #[test]

@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ssehub_core::Locate;
 
-use super::template::{UriTemplate, MAX_TEMPLATE_LEN};
-use super::{matcher_at, new_urn_uuid, to_topic, MatchKind, MercureError, SubscriberInfo};
+use super::{new_urn_uuid, to_topic, MatchKind, MercureError, SubscriberInfo};
 use crate::auth;
 use crate::config::Dialect;
 use crate::form;
 use crate::http::{open_selection, Cursor, Opened};
 use crate::hub::Hub;
 use crate::selection::Selection;
+use crate::selector::{matcher_at, UriTemplate, MAX_TEMPLATE_LEN};
 
 /// The reserved cursor that asks for the whole retained history.
 pub const EARLIEST: &str = "earliest";
