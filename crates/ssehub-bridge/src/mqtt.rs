@@ -6,6 +6,7 @@
 //! id of their own; with `id_field` set, a message delivered again is found in the history
 //! by that id and skipped.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,7 +58,13 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
             .await
             .map_err(|e| format!("SUBSCRIBE {}: {e}", pattern.filter))?;
     }
+    // Acknowledgements not yet handed to the event loop. The loop hands buffered incoming
+    // messages out before it takes requests (one per turn), so a burst after a restart can
+    // fill its request channel; awaiting a send there would stop the polling that empties
+    // it. Acks wait here instead, in order, bounded by the broker's in-flight window.
+    let mut unsent: VecDeque<rumqttc::Publish> = VecDeque::new();
     loop {
+        hand_over(&client, &mut unsent);
         let event = events
             .poll()
             .await
@@ -91,9 +98,16 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
             Err(poison) => skip_poison(bridge, status, &at, &poison),
         }
         // Durable in the hub's store (or poison): only now acknowledged.
-        client
-            .ack(&publish)
-            .await
-            .map_err(|e| format!("PUBACK: {e}"))?;
+        unsent.push_back(publish);
+    }
+}
+
+/// Gives the event loop every waiting acknowledgement it has room for, oldest first.
+fn hand_over(client: &AsyncClient, unsent: &mut VecDeque<rumqttc::Publish>) {
+    while let Some(publish) = unsent.front() {
+        if client.try_ack(publish).is_err() {
+            return;
+        }
+        unsent.pop_front();
     }
 }
