@@ -11,9 +11,9 @@ use bytes::Bytes;
 use ssehub_core::{MemoryStore, NewEvent, Retention};
 
 use crate::config::{Config, Dialect};
-use crate::http::Opened;
 use crate::hub::Hub;
 use crate::mercure;
+use crate::open::Opened;
 use crate::selector::{self, MatchKind};
 use crate::server::{self, Answer};
 

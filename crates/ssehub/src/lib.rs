@@ -7,6 +7,7 @@ mod bridges;
 mod coalesce;
 mod config;
 mod demo;
+mod error;
 mod form;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -15,6 +16,7 @@ mod hub;
 mod keys;
 mod mercure;
 mod metrics;
+mod open;
 mod outbox;
 mod routes;
 mod selection;
@@ -30,12 +32,14 @@ use tokio::net::TcpListener;
 
 pub use bridges::{BridgeState, BridgeStatus, Bridges};
 pub use config::{AuthConfig, Config, CorsOrigins, Dialect};
-pub use http::{router, ApiError, CLOSE_EVENT, RESET_EVENT};
+pub use error::ApiError;
+pub use http::{router, CLOSE_EVENT};
 pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
 /// JWS algorithms, for the allow-list.
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 pub use keys::{parse_algorithms, KeyMaterial, Verifier, DEFAULT_ALGORITHMS};
 pub use metrics::Metrics;
+pub use open::RESET_EVENT;
 pub use routes::{RouteSpec, Routes, Template, Val, WelcomeSpec};
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, SubscriptionHook, TopicMatcher};
 pub use tls::{TlsConfig, TlsError};

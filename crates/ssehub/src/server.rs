@@ -34,9 +34,11 @@ use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 
 use crate::coalesce::Coalesce;
-use crate::http::{prepare_stream, stream_cors_headers, ApiError, Opened, STREAM_HEADERS};
+use crate::error::ApiError;
+use crate::http::{prepare_stream, stream_cors_headers, STREAM_HEADERS};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::open::Opened;
 use crate::stream::EventStream;
 use crate::tls::{TlsConfig, ALPN_H2};
 

@@ -23,15 +23,14 @@ use serde_json::Value;
 use ssehub_core::{encode_event, EventName, Frame, NewEvent, Topic};
 
 use crate::auth;
+use crate::error::ApiError;
 use crate::form;
-use crate::http::error::ApiError;
 use crate::http::publish::{body_bytes, parse_topic, publish_new};
 use crate::http::rate::{PublishRate, Style};
-use crate::http::subscribe::{
-    self, into_response, open_route, stream_response, Opened, Opening, WriteWelcome,
-};
+use crate::http::subscribe::{self, into_response, open_route, stream_response};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::open::{Opened, Opening, WriteWelcome};
 use crate::routes::{names_topics, Action, Route, Template, Val};
 use crate::stream::EventStream;
 

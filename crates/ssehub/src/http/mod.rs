@@ -1,7 +1,6 @@
 //! The HTTP edge: routes, CORS, the built-in page. Handlers decode, call the hub, encode.
 
 mod alias;
-mod error;
 mod publish;
 mod rate;
 mod stats;
@@ -19,13 +18,9 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
-pub use error::ApiError;
 pub(crate) use publish::decode_valid as decode_publish;
 pub use publish::CLOSE_EVENT;
-pub(crate) use publish::{disk_full, DISK_FULL};
-pub use subscribe::{
-    open_selection, prepare as prepare_stream, Cursor, Opened, RESET_EVENT, STREAM_HEADERS,
-};
+pub use subscribe::{prepare as prepare_stream, STREAM_HEADERS};
 
 use crate::config::CorsOrigins;
 use crate::hub::Hub;

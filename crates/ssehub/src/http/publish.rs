@@ -16,8 +16,8 @@ use serde_json::Value;
 use ssehub_core::{EventName, NewEvent, StoreError, Topic, WireId};
 
 use crate::auth;
+use crate::error::{disk_full, ApiError, DISK_FULL};
 use crate::form;
-use crate::http::error::ApiError;
 use crate::hub::{Hub, Published};
 use crate::metrics::Metrics;
 
@@ -181,18 +181,6 @@ fn store_refusal(e: StoreError) -> ApiError {
         }
         other => ApiError::internal(&other),
     }
-}
-
-/// The answer to a publish while the store's disk is full.
-pub(crate) const DISK_FULL: &str =
-    "the event store's disk is full; nothing was published (retry once space is freed)";
-
-/// True when the store failed for want of space (ENOSPC, or EDQUOT for a quota): a `503`
-/// the publisher can retry, not an internal error. The log store truncates a failed
-/// append, so the next one that fits succeeds.
-pub(crate) fn disk_full(e: &StoreError) -> bool {
-    use std::io::ErrorKind;
-    matches!(e, StoreError::Io(io) if matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
 }
 
 pub fn parse_topic(name: &str) -> Result<Topic, ApiError> {

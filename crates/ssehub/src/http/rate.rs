@@ -22,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::mercure::MercureError;
 use crate::metrics::Metrics;

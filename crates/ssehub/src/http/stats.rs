@@ -25,7 +25,7 @@ use serde::Serialize;
 use ssehub_core::{encode_comment, encode_event, encode_retry, Frame};
 use tokio::sync::watch;
 
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::subscribe::STREAM_HEADERS;
 use crate::hub::Hub;
 use crate::metrics::Metrics;

@@ -10,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use crate::bridges::{BridgeState, BridgeStatus};
-use crate::http::error::ApiError;
+use crate::error::ApiError;
 use crate::http::publish::parse_topic;
 use crate::hub::{Hub, TopicInfo};
 use crate::metrics::Metrics;

@@ -268,7 +268,7 @@ impl MercureError {
         self
     }
 
-    pub fn from_api(error: crate::http::ApiError) -> MercureError {
+    pub fn from_api(error: crate::error::ApiError) -> MercureError {
         MercureError::new(error.status, error.message)
     }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ssehub_core::{EventName, NewEvent, StoreError, WireId};
 
-use crate::http::DISK_FULL;
+use crate::error::DISK_FULL;
 
 use super::{check_text, to_topic, MercureError, HUB_PATH};
 use crate::auth;
@@ -63,7 +63,7 @@ pub async fn publish(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(5));
             response
         }
-        Err(e) if crate::http::disk_full(&e) => {
+        Err(e) if crate::error::disk_full(&e) => {
             tracing::error!(error = %e, "publish refused: the store's disk is full");
             let mut response =
                 MercureError::new(StatusCode::SERVICE_UNAVAILABLE, DISK_FULL).into_response();

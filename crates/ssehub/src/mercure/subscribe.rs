@@ -15,8 +15,8 @@ use super::{new_urn_uuid, to_topic, MatchKind, MercureError, SubscriberInfo};
 use crate::auth;
 use crate::config::Dialect;
 use crate::form;
-use crate::http::{open_selection, Cursor, Opened};
 use crate::hub::Hub;
+use crate::open::{open_selection, Cursor, Opened};
 use crate::selection::Selection;
 use crate::selector::{matcher_at, UriTemplate, MAX_TEMPLATE_LEN};
 

@@ -20,8 +20,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The protocol-free hub: fan-out, history, presence, limits, the stream body.
     ("hub", &["hub", "selection", "stream"]),
     // What both protocols share: topic selectors (URI templates, URL patterns) and the
-    // hub's Mercure path; tokens and grants.
-    ("edge", &["selector", "auth"]),
+    // hub's Mercure path; tokens and grants; opening a stream; `ApiError`.
+    ("edge", &["selector", "auth", "open", "error"]),
     // The protocols over the hub.
     ("protocols", &["http", "mercure"]),
     // Wiring: the accept loop, the background tasks, the demo, the fuzzing entry points.

@@ -1,9 +1,12 @@
-//! The one error type of the HTTP edge: renders `{"error": ..., "field": ...}`.
+//! The one error type of the HTTP edge: renders `{"error": ..., "field": ...}`. The native
+//! API answers with it; the Mercure endpoint turns the ones shared code returns (opening a
+//! stream) into its own text errors.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use ssehub_core::StoreError;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -85,4 +88,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The answer to a publish while the store's disk is full.
+pub(crate) const DISK_FULL: &str =
+    "the event store's disk is full; nothing was published (retry once space is freed)";
+
+/// True when the store failed for want of space (ENOSPC, or EDQUOT for a quota): a `503`
+/// the publisher can retry, not an internal error. The log store truncates a failed
+/// append, so the next one that fits succeeds.
+pub(crate) fn disk_full(e: &StoreError) -> bool {
+    use std::io::ErrorKind;
+    matches!(e, StoreError::Io(io) if matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
 }
