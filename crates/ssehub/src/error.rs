@@ -90,6 +90,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A plain-text error answer: the message and a newline. How the Mercure endpoint answers
+/// its errors, and the publish rate limit on it.
+pub fn text_response(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
 /// The answer to a publish while the store's disk is full.
 pub(crate) const DISK_FULL: &str =
     "the event store's disk is full; nothing was published (retry once space is freed)";

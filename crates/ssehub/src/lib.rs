@@ -18,6 +18,7 @@ mod mercure;
 mod metrics;
 mod open;
 mod outbox;
+mod rate;
 mod routes;
 mod selection;
 mod selector;
@@ -33,7 +34,7 @@ use tokio::net::TcpListener;
 pub use bridges::{BridgeState, BridgeStatus, Bridges};
 pub use config::{AuthConfig, Config, CorsOrigins, Dialect};
 pub use error::ApiError;
-pub use http::{router, CLOSE_EVENT};
+pub use http::CLOSE_EVENT;
 pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
 /// JWS algorithms, for the allow-list.
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
@@ -43,6 +44,14 @@ pub use open::RESET_EVENT;
 pub use routes::{RouteSpec, Routes, Template, Val, WelcomeSpec};
 pub use selection::{AnyTopic, Exact, PrivateAccess, Selection, SubscriptionHook, TopicMatcher};
 pub use tls::{TlsConfig, TlsError};
+
+/// The hub's HTTP router: the native API with the Mercure endpoint's routes merged in, every
+/// publishing route of both behind one per-address publish rate limit.
+pub fn router(hub: Arc<Hub>) -> axum::Router {
+    let limit = rate::PublishRate::new(&hub);
+    let mercure = mercure::routes(&limit);
+    http::router(hub, &limit, mercure)
+}
 
 /// How often the hub ends streams whose token has expired.
 const EXPIRY_TICK: std::time::Duration = std::time::Duration::from_secs(1);

@@ -26,11 +26,11 @@ use crate::auth;
 use crate::error::ApiError;
 use crate::form;
 use crate::http::publish::{body_bytes, parse_topic, publish_new};
-use crate::http::rate::{PublishRate, Style};
 use crate::http::subscribe::{self, into_response, open_route, stream_response};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::open::{Opened, Opening, WriteWelcome};
+use crate::rate::{PublishRate, Style};
 use crate::routes::{names_topics, Action, Route, Template, Val};
 use crate::stream::EventStream;
 

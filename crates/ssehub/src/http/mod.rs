@@ -2,7 +2,6 @@
 
 mod alias;
 mod publish;
-mod rate;
 mod stats;
 mod subscribe;
 mod topics;
@@ -24,66 +23,47 @@ pub use subscribe::{prepare as prepare_stream, STREAM_HEADERS};
 
 use crate::config::CorsOrigins;
 use crate::hub::Hub;
-use crate::mercure;
+use crate::rate::{PublishRate, Style};
 
 /// The built-in page, compiled into the binary.
 const PAGE: &str = include_str!("../../../../web/index.html");
 /// The JavaScript client's browser build (clients/js), served at `/ssehub.js`.
 const CLIENT_SCRIPT: &str = include_str!("../../../../clients/js/dist/ssehub.js");
 
-pub fn router(hub: Arc<Hub>) -> Router {
-    // Every publishing route (POST, DELETE) goes through the per-address rate limit.
-    let limit = rate::PublishRate::new(&hub);
-    let limited = |style, route| rate::PublishRate::wrap(&limit, style, route);
+/// The native API's routes and the hub's page around `protocols` (the other protocols'
+/// routes, merged in by the wiring in `lib.rs`): route aliases in front, the body limit and
+/// CORS over all of them. Every publishing route (POST, DELETE) goes through `limit`, the
+/// one per-address rate limit the hub's routes share.
+pub fn router(
+    hub: Arc<Hub>,
+    limit: &Option<Arc<PublishRate>>,
+    protocols: Router<Arc<Hub>>,
+) -> Router {
+    let limited = |style, route| PublishRate::wrap(limit, style, route);
     let mut router: Router<Arc<Hub>> = Router::new()
         .route("/events", get(subscribe::events))
         .route("/events/{topic}", get(subscribe::events_topic))
         .route(
             "/publish",
-            limited(rate::Style::Json, axum::routing::post(publish::publish)),
+            limited(Style::Json, axum::routing::post(publish::publish)),
         )
         .route("/topics", get(topics::list))
         .route(
             "/topics/{topic}",
-            limited(
-                rate::Style::Json,
-                get(topics::one).delete(publish::close_topic),
-            ),
+            limited(Style::Json, get(topics::one).delete(publish::close_topic)),
         )
         .route("/healthz", get(topics::healthz))
         .route("/metrics", get(topics::metrics))
         .route("/stats/stream", stats::route())
         .route("/ssehub.js", get(client_script))
-        .route(
-            mercure::HUB_PATH,
-            limited(
-                rate::Style::Text,
-                get(mercure::subscribe)
-                    .post(mercure::publish)
-                    .fallback(mercure::subscribe_query),
-            ),
-        )
-        .route(mercure::METADATA_PATH, get(mercure::metadata))
-        .route(mercure::SUBSCRIPTIONS_PATH, get(mercure::subscription_list))
-        .route(
-            "/.well-known/mercure/subscriptions/{a}",
-            get(mercure::subscriptions_one),
-        )
-        .route(
-            "/.well-known/mercure/subscriptions/{a}/{b}",
-            get(mercure::subscriptions_two),
-        )
-        .route(
-            "/.well-known/mercure/subscriptions/{a}/{b}/{c}",
-            get(mercure::subscriptions_three),
-        );
+        .merge(protocols);
     router = match &hub.config.public_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router.route("/", get(|| async { Html(PAGE) })),
     };
     // Route aliases go first; the native API serves whatever they do not claim.
     if !hub.routes.is_empty() {
-        router = alias::router(&hub, &limit).fallback_service(router.with_state(hub.clone()));
+        router = alias::router(&hub, limit).fallback_service(router.with_state(hub.clone()));
     }
     let router = router.layer(DefaultBodyLimit::max(hub.config.max_payload));
     let router = match cors(&hub.config.cors_origins) {

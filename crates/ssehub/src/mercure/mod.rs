@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use ssehub_core::{EventName, NewEvent, Topic};
@@ -35,7 +37,9 @@ pub use subscriptions::{
 
 use crate::auth::AuthError;
 use crate::config::Dialect;
+use crate::error::text_response;
 use crate::hub::Hub;
+use crate::rate::{PublishRate, Style};
 use crate::selection::SubscriptionHook;
 use crate::selector::escape_topic;
 pub use crate::selector::{MatchKind, HUB_PATH};
@@ -68,6 +72,34 @@ fn is_format_char(c: char) -> bool {
         | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}'
         | '\u{13430}'..='\u{1343F}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
         | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// The Mercure endpoint's routes, merged into the hub's router by the wiring (`lib.rs`);
+/// publishing goes through `limit`, the publish rate limit every publishing route shares.
+pub fn routes(limit: &Option<Arc<PublishRate>>) -> Router<Arc<Hub>> {
+    Router::new()
+        .route(
+            HUB_PATH,
+            PublishRate::wrap(
+                limit,
+                Style::Text,
+                get(subscribe).post(publish).fallback(subscribe_query),
+            ),
+        )
+        .route(METADATA_PATH, get(metadata))
+        .route(SUBSCRIPTIONS_PATH, get(subscription_list))
+        .route(
+            "/.well-known/mercure/subscriptions/{a}",
+            get(subscriptions_one),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{a}/{b}",
+            get(subscriptions_two),
+        )
+        .route(
+            "/.well-known/mercure/subscriptions/{a}/{b}/{c}",
+            get(subscriptions_three),
+        )
 }
 
 /// What the hub knows of a Mercure subscriber, for subscription events and the API.
@@ -275,12 +307,7 @@ impl MercureError {
 
 impl IntoResponse for MercureError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", self.message),
-        )
-            .into_response();
+        let mut response = text_response(self.status, &self.message);
         if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             response
                 .headers_mut()

@@ -22,9 +22,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 
-use crate::error::ApiError;
+use crate::error::{text_response, ApiError};
 use crate::hub::Hub;
-use crate::mercure::MercureError;
 use crate::metrics::Metrics;
 
 /// Most client addresses tracked at once (about 64 bytes each: a few MiB at most).
@@ -167,7 +166,7 @@ async fn check(
     let status = StatusCode::TOO_MANY_REQUESTS;
     let mut response = match style {
         Style::Json => ApiError::new(status, message).into_response(),
-        Style::Text => MercureError::new(status, message).into_response(),
+        Style::Text => text_response(status, &message),
     };
     response
         .headers_mut()
