@@ -205,7 +205,11 @@ fn read_sources() -> (Vec<(String, PathBuf, String)>, String) {
 fn module_layers_point_one_way() {
     let (files, lib) = read_sources();
     let bad = upward_edges(&files, &lib);
-    assert!(bad.is_empty(), "module edges against the layers:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "module edges against the layers:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// The check itself catches the edges this layering removed (the hub calling into
@@ -237,7 +241,10 @@ fn the_layer_check_sees_upward_edges() {
         ),
         file("outbox", "use crate::Hub;\n"),
         file("mercure", "use crate::http::{open_selection, Cursor};\n"),
-        file("http", "use crate::http::error::ApiError;\nuse crate::open::Opened;\n"),
+        file(
+            "http",
+            "use crate::http::error::ApiError;\nuse crate::open::Opened;\n",
+        ),
     ];
     let bad = upward_edges(&old, lib);
     assert_eq!(bad.len(), 5, "{bad:#?}");
