@@ -88,7 +88,7 @@ async fn client_script() -> impl axum::response::IntoResponse {
     )
 }
 
-/// The CORS headers for a stream answered outside axum (see `server.rs`); the same grants
+/// The CORS headers for a stream answered outside axum (see `server/direct.rs`); the same grants
 /// the `CorsLayer` below gives.
 pub fn stream_cors_headers(
     origins: &CorsOrigins,

@@ -69,7 +69,7 @@ pub(crate) fn stream_response(body: Body) -> Response {
 }
 
 /// Decodes a subscribe request and opens its stream. Shared by the axum route and the
-/// direct stream path in `server.rs`, so both answer alike.
+/// direct stream path in `server/direct.rs`, so both answer alike.
 pub fn prepare(
     hub: &Arc<Hub>,
     peer: SocketAddr,
