@@ -1,6 +1,7 @@
 //! The HTTP edge: routes, CORS, the built-in page. Handlers decode, call the hub, encode.
 
 mod alias;
+mod body;
 mod publish;
 mod stats;
 mod subscribe;
