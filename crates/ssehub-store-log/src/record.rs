@@ -115,6 +115,9 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    // `#[inline]` on the per-record checks: the replay loop (`replay.rs`) and recovery
+    // (`open.rs`) call them from other modules, which may land in other codegen units.
+    #[inline]
     pub fn parse(b: &[u8]) -> Header {
         Header {
             crc: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
@@ -128,6 +131,7 @@ impl Header {
     }
 
     /// Whether `payload` is the one this header was written for.
+    #[inline]
     pub fn verify(&self, payload: &[u8]) -> bool {
         payload.len() == self.len as usize && checksum(self.len.to_le_bytes(), payload) == self.crc
     }
