@@ -16,7 +16,7 @@ use lapin::{Connection, ConnectionProperties};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 
-use crate::{publish_once, skip_poison, Bridge, RunResult};
+use crate::{poisoned, publish_once, Bridge, RunResult};
 
 pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) -> RunResult {
     let properties = ConnectionProperties::default()
@@ -90,7 +90,18 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
                 }
                 publish_once(hub, status, new).await?;
             }
-            Err(poison) => skip_poison(bridge, status, &at, &poison),
+            Err(poison) => {
+                let id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|i| i.as_str());
+                if let Some(parked) =
+                    poisoned(bridge, status, &at, &poison, &delivery.data, id, hub)
+                {
+                    publish_once(hub, status, parked).await?;
+                }
+            }
         }
         // Durable in the hub's store (or poison): only now acknowledged.
         delivery

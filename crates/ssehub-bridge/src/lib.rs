@@ -74,6 +74,23 @@ pub struct BridgeSpec {
     /// `amqp`: an exchange to bind the queue to, with this routing key (default `#`).
     pub exchange: Option<String>,
     pub routing_key: Option<String>,
+    /// What to do with poison: `skip` it (the default) or `park` it in `park_topic`.
+    #[serde(default)]
+    pub poison: OnPoison,
+    /// Where parked messages go (default `bridges/<name>/parked`).
+    pub park_topic: Option<String>,
+}
+
+/// What a bridge does with a message it cannot publish.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnPoison {
+    /// Counted, logged and acknowledged: gone.
+    #[default]
+    Skip,
+    /// Counted, logged, and published as a `parked` event to the park topic (the original
+    /// payload in base64, the reason and the source position) before it is acknowledged.
+    Park,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +127,8 @@ pub struct Bridge {
     pub name: String,
     pub spec: BridgeSpec,
     pub mapping: Mapping,
+    /// The park topic when poison is parked.
+    pub park: Option<ssehub_core::Topic>,
 }
 
 impl BridgeSpec {
@@ -177,10 +196,26 @@ impl BridgeSpec {
             self.id_field.clone(),
             self.data_field.clone(),
         )?;
+        let park = match (self.poison, &self.park_topic) {
+            (OnPoison::Skip, Some(_)) => {
+                return Err("park_topic: set poison = \"park\" to park messages there".into())
+            }
+            (OnPoison::Skip, None) => None,
+            (OnPoison::Park, topic) => {
+                let topic = topic
+                    .clone()
+                    .unwrap_or_else(|| format!("bridges/{name}/parked"));
+                Some(
+                    ssehub_core::Topic::new(&topic)
+                        .map_err(|e| format!("park_topic: {topic:?}: {e}"))?,
+                )
+            }
+        };
         Ok(Bridge {
             name,
             spec: self.clone(),
             mapping,
+            park,
         })
     }
 }
@@ -268,7 +303,10 @@ pub(crate) async fn forward(
         .event(channel, payload, None, vars, hub.config.max_payload)
     {
         Ok(new) => new,
-        Err(poison) => return skip_poison(bridge, status, at, &poison),
+        Err(poison) => match poisoned(bridge, status, at, &poison, payload, None, hub) {
+            Some(parked) => parked,
+            None => return,
+        },
     };
     match hub.publish(new).await {
         Ok(_) => BridgeStatus::add(&status.published, 1),
@@ -324,10 +362,41 @@ pub(crate) async fn publish_batch(
     Ok(())
 }
 
-/// Counts and logs a poison message, naming where it was in the source.
-pub(crate) fn skip_poison(bridge: &Bridge, status: &BridgeStatus, at: &str, poison: &Poison) {
+/// Counts and logs a poison message, naming where it was in the source; with `poison =
+/// "park"`, returns the event that parks it (the caller publishes it with its batch, so it is
+/// durable before the source is acknowledged). `custom` is the source's id for the message,
+/// given to the parked event so a redelivery after a crash is found in the history.
+pub(crate) fn poisoned(
+    bridge: &Bridge,
+    status: &BridgeStatus,
+    at: &str,
+    poison: &Poison,
+    payload: &[u8],
+    custom: Option<&str>,
+    hub: &Hub,
+) -> Option<ssehub_core::NewEvent> {
+    use base64::Engine as _;
     BridgeStatus::add(&status.skipped, 1);
-    tracing::warn!(bridge = %bridge.name, position = %at, reason = %poison, "bridge skipped a message it cannot publish");
+    let Some(park) = &bridge.park else {
+        tracing::warn!(bridge = %bridge.name, position = %at, reason = %poison, "bridge skipped a message it cannot publish");
+        return None;
+    };
+    tracing::warn!(bridge = %bridge.name, position = %at, reason = %poison, topic = %park, "bridge parked a message it cannot publish");
+    // Base64 grows by a third; what would not fit the hub's payload limit is cut, and says so.
+    let room = (hub.config.max_payload.saturating_sub(at.len() + 1024)) / 4 * 3;
+    let kept = &payload[..payload.len().min(room)];
+    let data = serde_json::json!({
+        "bridge": bridge.name,
+        "position": at,
+        "reason": poison.0,
+        "payload": base64::engine::general_purpose::STANDARD.encode(kept),
+        "bytes": payload.len(),
+        "truncated": kept.len() < payload.len(),
+    });
+    let mut event = ssehub_core::NewEvent::new(vec![park.clone()], data.to_string());
+    event.name = ssehub_core::EventName::new("parked").ok();
+    event.custom_id = custom.and_then(|c| ssehub_core::WireId::new(c).ok());
+    Some(event)
 }
 
 #[cfg(test)]
@@ -352,6 +421,8 @@ mod tests {
             ack_wait_ms: None,
             exchange: None,
             routing_key: None,
+            poison: OnPoison::Skip,
+            park_topic: None,
         }
     }
 
@@ -373,6 +444,21 @@ mod tests {
         let mut none = spec(Kind::RedisPubsub, "redis://x");
         none.channels.clear();
         assert!(none.validate().is_err());
+    }
+
+    #[test]
+    fn parking_is_checked_and_defaults_to_a_topic_per_bridge() {
+        let mut s = spec(Kind::PostgresListen, "postgres://x/db");
+        assert_eq!(s.validate().unwrap().park, None);
+        s.park_topic = Some("dead".into());
+        assert!(s.validate().unwrap_err().contains("poison"));
+        s.poison = OnPoison::Park;
+        assert_eq!(s.validate().unwrap().park.unwrap().as_str(), "dead");
+        s.park_topic = None;
+        let park = s.validate().unwrap().park.unwrap();
+        assert_eq!(park.as_str(), "bridges/postgres-listen:orders/parked");
+        s.park_topic = Some("bad topic".into());
+        assert!(s.validate().unwrap_err().contains("park_topic"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 
 use crate::mapping::TokenPattern;
-use crate::{publish_once, skip_poison, Bridge, RunResult};
+use crate::{poisoned, publish_once, Bridge, RunResult};
 
 /// `mqtt://host:port` into its host and port (1883 by default).
 fn host_port(url: &str) -> Result<(String, u16), String> {
@@ -95,7 +95,13 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
             Ok(new) => {
                 publish_once(hub, status, new).await?;
             }
-            Err(poison) => skip_poison(bridge, status, &at, &poison),
+            Err(poison) => {
+                if let Some(parked) =
+                    poisoned(bridge, status, &at, &poison, &publish.payload, None, hub)
+                {
+                    publish_once(hub, status, parked).await?;
+                }
+            }
         }
         // Durable in the hub's store (or poison): only now acknowledged.
         unsent.push_back(publish);

@@ -16,7 +16,7 @@ use ssehub_core::WireId;
 use tokio::sync::mpsc;
 
 use crate::mapping::TokenPattern;
-use crate::{already_published, forward, publish_batch, skip_poison, Bridge, RunResult};
+use crate::{already_published, forward, poisoned, publish_batch, Bridge, RunResult};
 
 /// Connects; the connection's events (a disconnection above all) arrive on the receiver.
 async fn connect(
@@ -161,7 +161,16 @@ pub(crate) async fn jetstream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeSt
             ) {
                 Ok(new) => new,
                 Err(poison) => {
-                    skip_poison(bridge, status, &at, &poison);
+                    let payload = &message.payload;
+                    events.extend(poisoned(
+                        bridge,
+                        status,
+                        &at,
+                        &poison,
+                        payload,
+                        Some(&custom),
+                        hub,
+                    ));
                     continue;
                 }
             };

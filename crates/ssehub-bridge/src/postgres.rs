@@ -20,7 +20,7 @@ use ssehub_core::WireId;
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, NoTls};
 
-use crate::{already_published, forward, publish_batch, skip_poison, Bridge, RunResult};
+use crate::{already_published, forward, poisoned, publish_batch, Bridge, RunResult};
 
 /// Connects and starts the connection's task; notifications arrive on the receiver, and a
 /// connection failure as its last item.
@@ -189,7 +189,16 @@ pub(crate) async fn outbox(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
             ) {
                 Ok(new) => new,
                 Err(poison) => {
-                    skip_poison(bridge, status, &at, &poison);
+                    let payload = data.as_bytes();
+                    events.extend(poisoned(
+                        bridge,
+                        status,
+                        &at,
+                        &poison,
+                        payload,
+                        Some(&custom),
+                        hub,
+                    ));
                     continue;
                 }
             };
@@ -199,7 +208,16 @@ pub(crate) async fn outbox(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
                         Ok(name) => new.name = Some(name),
                         Err(e) => {
                             let poison = crate::Poison(format!("event {event:?}: {e}"));
-                            skip_poison(bridge, status, &at, &poison);
+                            let payload = data.as_bytes();
+                            events.extend(poisoned(
+                                bridge,
+                                status,
+                                &at,
+                                &poison,
+                                payload,
+                                Some(&custom),
+                                hub,
+                            ));
                             continue;
                         }
                     }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 
-use crate::{already_published, forward, publish_batch, skip_poison, Bridge, RunResult};
+use crate::{already_published, forward, poisoned, publish_batch, Bridge, RunResult};
 
 fn client(bridge: &Bridge) -> Result<redis::Client, String> {
     redis::Client::open(bridge.spec.url.as_str()).map_err(|e| format!("url: {e}"))
@@ -138,7 +138,16 @@ pub(crate) async fn stream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
                 ) {
                     Ok(new) => new,
                     Err(poison) => {
-                        skip_poison(bridge, status, &at, &poison);
+                        let payload = payload.as_bytes();
+                        events.extend(poisoned(
+                            bridge,
+                            status,
+                            &at,
+                            &poison,
+                            payload,
+                            Some(&custom),
+                            hub,
+                        ));
                         continue;
                     }
                 };

@@ -60,7 +60,7 @@ enum Command {
 struct ServeArgs {
     /// TOML configuration file; the only place for [[route]] aliases (docs/routes.md) and
     /// [[bridge]] ingest bridges from PostgreSQL (LISTEN/NOTIFY, outbox), Redis (pub/sub,
-    /// Streams) and NATS (core, JetStream) (docs/bridges.md)
+    /// Streams), NATS (core, JetStream), MQTT and AMQP/RabbitMQ (docs/bridges.md)
     #[arg(long, env = "SSEHUB_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -267,6 +267,102 @@ batch = 100
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_poison_is_parked_once_with_its_payload_and_the_rows_after_it_go_on() {
+    use base64::Engine as _;
+    let table = unique("outbox");
+    let bridge = unique("bridge");
+    let db = pg().await;
+    db.batch_execute(&format!(
+        "CREATE TABLE {table} (id bigserial PRIMARY KEY, topic text NOT NULL, event text, data text NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    // Rows 1-3 good, 4 with a topic the hub refuses, 5 good, 6 with a bad event name, 7 good.
+    for (topic, event, data) in [
+        ("good", "row", "n1"),
+        ("good", "row", "n2"),
+        ("good", "row", "n3"),
+        ("a b", "row", "bad topic"),
+        ("good", "row", "n5"),
+        ("good", "bad\nname", "bad event"),
+        ("good", "row", "n7"),
+    ] {
+        db.execute(
+            &format!("INSERT INTO {table} (topic, event, data) VALUES ($1, $2, $3)"),
+            &[&topic, &event, &data],
+        )
+        .await
+        .unwrap();
+    }
+    let dir = temp_dir("bridge-park");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "{bridge}"
+kind = "postgres-outbox"
+url = "{PG}"
+table = "{table}"
+poison = "park"
+park_topic = "parked"
+"#,
+        dir.join("data").display()
+    );
+    let mut hub = hub_with(&dir, &config, &[]).await;
+    let good = history(&hub, "good", 5).await;
+    assert_eq!(good, ["n1", "n2", "n3", "n5", "n7"]);
+    let parked = history(&hub, "parked", 2).await;
+    let parked: Vec<Value> = parked
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    for (p, (row, payload, why)) in parked
+        .iter()
+        .zip([(4, "bad topic", "topic"), (6, "bad event", "event")])
+    {
+        assert_eq!(p["bridge"], bridge.as_str());
+        assert_eq!(p["position"], format!("{table} row {row}"));
+        assert!(p["reason"].as_str().unwrap().contains(why), "{p}");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(p["payload"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(bytes, payload.as_bytes());
+        assert_eq!(p["truncated"], false);
+    }
+    wait_metric(&hub.url, "skipped_total", &bridge, 2, WAIT).await;
+    // A crash before the position was saved: every row read again, none parked twice.
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    db.execute(
+        "UPDATE ssehub_outbox_position SET last_id = 0 WHERE bridge = $1",
+        &[&bridge],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        &format!("INSERT INTO {table} (topic, event, data) VALUES ('good', 'row', 'n8')"),
+        &[],
+    )
+    .await
+    .unwrap();
+    let hub = hub_with(&dir, &config, &[]).await;
+    let good = history(&hub, "good", 6).await;
+    assert_eq!(good, ["n1", "n2", "n3", "n5", "n7", "n8"]);
+    assert_eq!(history(&hub, "parked", 2).await.len(), 2);
+    db.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+    db.execute(
+        "DELETE FROM ssehub_outbox_position WHERE bridge = $1",
+        &[&bridge],
+    )
+    .await
+    .unwrap();
+    drop(hub);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stream_survives_kill_9_and_a_redis_restart_exactly_once() {
     let mut redis = Redis::start().await;
     let key = unique("stream");
