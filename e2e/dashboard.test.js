@@ -207,3 +207,79 @@ test('the page stays responsive at 100 events/s', async (t) => {
               `longest gap ${worst.toFixed(0)} ms, form answered in ${formAnswer} ms, peak rate ${peakRate}/s`);
   assert.deepEqual(pageErrors, []);
 });
+
+/** /metrics' ssehub_bridge_* series as { bridge: { name: value } }. */
+async function bridgeMetrics(hubUrl) {
+  const text = await (await fetch(`${hubUrl}/metrics`)).text();
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^ssehub_bridge_([a-z_]+)\{bridge="([^"]+)",kind="[^"]+"\} (\S+)$/.exec(line);
+    if (m) (out[m[2]] = out[m[2]] || {})[m[1]] = Number(m[3]);
+  }
+  return out;
+}
+
+test('the dashboard shows each bridge as /metrics has it, and one that cannot connect', async (t) => {
+  const os = require('node:os');
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const { execFileSync } = require('node:child_process');
+  const channel = `ssehub-dash-${process.pid}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssehub-dash-bridges-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const config = path.join(dir, 'ssehub.toml');
+  // One bridge on this machine's Redis; one on a port where nothing listens.
+  fs.writeFileSync(config, `
+[[bridge]]
+name = "news"
+kind = "redis-pubsub"
+url = "redis://127.0.0.1:6379"
+channels = ["${channel}*"]
+
+[[bridge]]
+name = "nowhere"
+kind = "redis-pubsub"
+url = "redis://127.0.0.1:1"
+channels = ["x"]
+`);
+  const { hub, page, pageErrors } = await openDashboard(t, ['--memory', '--config', config]);
+  await page.waitForSelector('#bridges:not([hidden])', { timeout: 5000 });
+  const cell = (bridge, field) => page.getAttribute(
+    `#bridge-rows tr[data-bridge="${bridge}"] td[data-field="${field}"]`, 'data-value');
+  await waitFor(async () => (await cell('news', 'state')) === 'running',
+    { timeoutMs: 10000, what: 'the Redis bridge running' });
+  // Two plain messages and one poison (a space in the topic).
+  for (const suffix of ['.a', '.b', ' bad']) {
+    execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', '6379', 'PUBLISH', channel + suffix, 'hello']);
+  }
+  const fields = ['received_total', 'published_total', 'skipped_total', 'errors_total', 'lag'];
+  let last;
+  await waitFor(async () => {
+    const m = await bridgeMetrics(hub.url);
+    const rows = {};
+    for (const b of ['news', 'nowhere']) {
+      rows[b] = {};
+      for (const f of fields) rows[b][f] = Number(await cell(b, f));
+    }
+    last = { m, rows };
+    return m.news && m.news.received_total === 3 &&
+      ['news', 'nowhere'].every((b) => fields.every((f) => rows[b][f] === m[b][f]));
+  }, { timeoutMs: 8000, what: 'the bridge rows equal /metrics' }).catch((err) => {
+    throw new Error(`${err.message}: ${JSON.stringify(last)}`);
+  });
+  assert.equal(last.rows.news.published_total, 2);
+  assert.equal(last.rows.news.skipped_total, 1);
+  assert.equal(await cell('nowhere', 'state'), 'retrying');
+  assert.ok(last.rows.nowhere.errors_total >= 1);
+  assert.match(await cell('nowhere', 'last_error'), /\S/, 'the last error is shown');
+  assert.equal(await cell('news', 'kind'), 'redis-pubsub');
+  assert.match(await page.textContent('#bridge-summary'), /2 bridges, 1 not running/);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('without bridges the bridge table stays hidden', async (t) => {
+  const { page, pageErrors } = await openDashboard(t);
+  await page.waitForFunction(() => document.getElementById('stats-time').textContent !== '', null, { timeout: 5000 });
+  assert.equal(await page.getAttribute('#bridges', 'hidden'), '');
+  assert.deepEqual(pageErrors, []);
+});

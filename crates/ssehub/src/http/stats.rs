@@ -189,6 +189,41 @@ struct Sample {
     cluster: bool,
     /// Per second over the interval.
     rates: Rates,
+    /// The ingest bridges, in the order they were configured (none without `[[bridge]]`).
+    bridges: Vec<BridgeSample>,
+}
+
+/// One bridge's figures, named as its `ssehub_bridge_*` series.
+#[derive(Serialize)]
+struct BridgeSample {
+    name: String,
+    kind: String,
+    state: crate::BridgeState,
+    received_total: u64,
+    published_total: u64,
+    skipped_total: u64,
+    errors_total: u64,
+    lag: u64,
+    last_error: Option<String>,
+}
+
+fn bridge_samples(hub: &Hub) -> Vec<BridgeSample> {
+    use crate::BridgeStatus as B;
+    hub.bridges
+        .all()
+        .iter()
+        .map(|b| BridgeSample {
+            name: b.name.clone(),
+            kind: b.kind.clone(),
+            state: b.state(),
+            received_total: B::get(&b.received),
+            published_total: B::get(&b.published),
+            skipped_total: B::get(&b.skipped),
+            errors_total: B::get(&b.errors),
+            lag: B::get(&b.lag),
+            last_error: b.last_error(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -270,6 +305,7 @@ impl Sampler {
                 ),
                 store_fsyncs: rate(now_totals.fsyncs, before.fsyncs),
             },
+            bridges: bridge_samples(hub),
         };
         let data = serde_json::to_string(&sample).unwrap_or_default();
         let mut out = Vec::with_capacity(data.len() + 32);
