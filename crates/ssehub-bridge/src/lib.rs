@@ -11,7 +11,7 @@
 //! | `redis-stream` | stream keys, a consumer group | at least once, `XACK` after the hub's store has the events, deduplicated by entry id |
 //! | `nats` | core subjects with wildcards and named tokens | at most once |
 //! | `jetstream` | a stream, through a durable pull consumer | at least once, acknowledged after the hub's store has the events, deduplicated by stream sequence |
-//! | `mqtt` | topic filters, QoS 1, a persistent session | at least once, `PUBACK` after the store has the event; deduplicated by `id_field` when set |
+//! | `mqtt` | MQTT 3.1.1 or 5 topic filters, QoS 1, a persistent session | at least once, `PUBACK` after the store has the event; deduplicated by `id_field` when set |
 //! | `amqp` | a durable queue (bound to an exchange if given) | at least once, manual ack after the store has the event; deduplicated by `message_id` |
 //!
 //! A message that cannot become an event (not UTF-8, over `max_payload`, no valid topic) is
@@ -74,6 +74,11 @@ pub struct BridgeSpec {
     /// `amqp`: an exchange to bind the queue to, with this routing key (default `#`).
     pub exchange: Option<String>,
     pub routing_key: Option<String>,
+    /// `mqtt`: the protocol version, 3 (3.1.1, the default) or 5.
+    pub mqtt_version: Option<u8>,
+    /// `mqtt` version 5: how long the broker keeps the session while the hub is away, in
+    /// seconds (default a week).
+    pub session_expiry_s: Option<u32>,
     /// What to do with poison: `skip` it (the default) or `park` it in `park_topic`.
     #[serde(default)]
     pub poison: OnPoison,
@@ -196,6 +201,13 @@ impl BridgeSpec {
             self.id_field.clone(),
             self.data_field.clone(),
         )?;
+        match (self.kind, self.mqtt_version) {
+            (_, None) | (Kind::Mqtt, Some(3 | 5)) => {}
+            (Kind::Mqtt, Some(v)) => {
+                return Err(format!("mqtt_version: {v} is not 3 (3.1.1) or 5"))
+            }
+            (_, Some(_)) => return Err("mqtt_version: only for kind = \"mqtt\"".into()),
+        }
         let park = match (self.poison, &self.park_topic) {
             (OnPoison::Skip, Some(_)) => {
                 return Err("park_topic: set poison = \"park\" to park messages there".into())
@@ -423,6 +435,8 @@ mod tests {
             routing_key: None,
             poison: OnPoison::Skip,
             park_topic: None,
+            mqtt_version: None,
+            session_expiry_s: None,
         }
     }
 
@@ -441,6 +455,14 @@ mod tests {
             outbox.validate().unwrap().name,
             "postgres-outbox:public.outbox"
         );
+        let mut mqtt = spec(Kind::Mqtt, "mqtt://127.0.0.1:1883");
+        mqtt.mqtt_version = Some(5);
+        assert!(mqtt.validate().is_ok());
+        mqtt.mqtt_version = Some(4);
+        assert!(mqtt.validate().unwrap_err().contains("mqtt_version"));
+        let mut not_mqtt = spec(Kind::Nats, "nats://x");
+        not_mqtt.mqtt_version = Some(5);
+        assert!(not_mqtt.validate().unwrap_err().contains("only for"));
         let mut none = spec(Kind::RedisPubsub, "redis://x");
         none.channels.clear();
         assert!(none.validate().is_err());

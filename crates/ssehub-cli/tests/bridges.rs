@@ -707,6 +707,16 @@ ack_wait_ms = 1000
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_qos1_sent_while_the_hub_is_down_arrives_after_it_restarts_once() {
+    mqtt_through_restarts(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_qos1_sent_while_the_hub_is_down_arrives_after_it_restarts_once() {
+    mqtt_through_restarts(5).await;
+}
+
+/// QoS 1 through the hub's kill -9 and the broker's restart, the bridge speaking `version`.
+async fn mqtt_through_restarts(version: u8) {
     let port = common::free_port();
     let broker_dir = temp_dir("mosquitto");
     let conf = broker_dir.join("mosquitto.conf");
@@ -799,10 +809,11 @@ name = "mqtt"
 kind = "mqtt"
 url = "mqtt://127.0.0.1:{port}"
 channels = ["sensors/{{room}}/#"]
-consumer = "ssehub-test-{}"
+consumer = "ssehub-test-{}-v{version}"
 topic = "room/{{room}}"
 id_field = "n"
 data_field = "t"
+mqtt_version = {version}
 "#,
         dir.join("data").display(),
         std::process::id()
