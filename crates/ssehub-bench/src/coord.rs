@@ -15,6 +15,7 @@ use crate::child::{topic_name, ChildConfig};
 use crate::hist::Hist;
 use crate::http::{build_request, HttpConn, Url};
 use crate::procfs::{self, Sample};
+use crate::source::{Producer, Source};
 use crate::sse::make_payload;
 use crate::{now_us, report, Opts};
 
@@ -282,6 +283,9 @@ impl PubResult {
 }
 
 async fn publish(o: &Opts, events: Vec<Ev>, rate: f64, topics: u64) -> Result<PubResult, String> {
+    if let Some(source) = o.source {
+        return publish_source(o, source, events, rate, topics).await;
+    }
     let url = Url::parse(&o.pub_url)?;
     let st = Rc::new(RefCell::new(PubState {
         ok_per_topic: vec![0; topics as usize],
@@ -383,6 +387,143 @@ async fn publish(o: &Opts, events: Vec<Ev>, rate: f64, topics: u64) -> Result<Pu
         .into_inner();
     let elapsed_s = (st.last_done_us.max(start_us) - start_us) as f64 / 1e6;
     Ok(PubResult { st, elapsed_s })
+}
+
+/// Writes `events` into a source (one producer connection), in batches of the events due:
+/// `--source-batch` flat out, usually one at a fixed rate.
+async fn publish_source(
+    o: &Opts,
+    source: Source,
+    events: Vec<Ev>,
+    rate: f64,
+    topics: u64,
+) -> Result<PubResult, String> {
+    let mut producer = Producer::connect(source, &o.source_url, &o.source_target).await?;
+    let mut st = PubState {
+        ok_per_topic: vec![0; topics as usize],
+        ..PubState::default()
+    };
+    let batch = o.source_batch.max(1);
+    let t0 = tokio::time::Instant::now();
+    let start_us = now_us();
+    let mut j = 0;
+    while j < events.len() {
+        let mut end = (j + batch).min(events.len());
+        if rate > 0.0 {
+            tokio::time::sleep_until(t0 + Duration::from_secs_f64(j as f64 / rate)).await;
+            // Only the events due by now (at least this one).
+            let due = (t0.elapsed().as_secs_f64() * rate) as usize + 1;
+            end = end.min(due.max(j + 1));
+        }
+        let topic = topic_name(&o.topic_prefix, events[j].0);
+        let send = now_us();
+        let payloads: Vec<String> = events[j..end]
+            .iter()
+            .map(|&(_, seq, _)| make_payload(send, seq, o.payload_size))
+            .collect();
+        let r = producer.send(&topic, &payloads).await;
+        let done = now_us();
+        if st.first_send_us == 0 {
+            st.first_send_us = send;
+        }
+        st.last_send_us = send;
+        st.last_done_us = done;
+        st.req_hist.record(done.saturating_sub(send));
+        match r {
+            Ok(()) => {
+                for &(t, _, _) in &events[j..end] {
+                    st.ok += 1;
+                    st.ok_per_topic[t as usize] += 1;
+                }
+            }
+            Err(e) => *st.errors.entry(e).or_insert(0) += (end - j) as u64,
+        }
+        j = end;
+    }
+    let elapsed_s = (st.last_done_us.max(start_us) - start_us) as f64 / 1e6;
+    Ok(PubResult { st, elapsed_s })
+}
+
+/// The sum of every `ssehub_bridge_published_total` line of a /metrics page.
+fn bridge_published(text: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("ssehub_bridge_published_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Samples of (time µs, bridges' published total) from /metrics, every 20 ms until stopped.
+struct MetricsSampler {
+    samples: Rc<RefCell<Vec<(u64, u64)>>>,
+    stop: Rc<Cell<bool>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsSampler {
+    fn start(url: &str) -> Result<MetricsSampler, String> {
+        let url = Url::parse(url)?;
+        let samples = Rc::new(RefCell::new(Vec::new()));
+        let stop = Rc::new(Cell::new(false));
+        let (s, halt) = (samples.clone(), stop.clone());
+        let task = tokio::task::spawn_local(async move {
+            let mut conn = HttpConn::new(url.clone(), None);
+            let req = build_request("GET", &url, &url.path, &[], None, b"");
+            while !halt.get() {
+                if let Ok((200, body)) = conn.request(&req, Duration::from_secs(5)).await {
+                    let v = bridge_published(&String::from_utf8_lossy(&body));
+                    s.borrow_mut().push((now_us(), v));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        Ok(MetricsSampler {
+            samples,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops sampling; the bridges' rate into the hub over `published` events sent from
+    /// `first_send_us`: the time the counter first reached its start plus `published`.
+    async fn finish(self, first_send_us: u64, published: u64, timeout: Duration) -> Value {
+        // Without subscribers nothing waited for the hub: wait here (bounded) until the
+        // bridges' count has grown by what was sent.
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let done = {
+                let samples = self.samples.borrow();
+                match (samples.first(), samples.last()) {
+                    (Some(a), Some(b)) => b.1 >= a.1 + published,
+                    _ => false,
+                }
+            };
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stop.set(true);
+        let _ = self.task.await;
+        let samples = self.samples.borrow();
+        let Some(&(_, base)) = samples.first() else {
+            return Value::Null;
+        };
+        let last = samples.last().map_or(base, |s| s.1);
+        // The rate over what came in, to the first sample showing the final count (so an
+        // incomplete run still has one).
+        let at_last = samples
+            .iter()
+            .find(|(_, v)| *v == last)
+            .map_or(first_send_us, |(t, _)| *t);
+        let secs = at_last.saturating_sub(first_send_us) as f64 / 1e6;
+        json!({
+            "bridge_published": last - base,
+            "complete": last >= base + published,
+            "last_in_s": secs,
+            "events_per_s": (secs > 0.0).then(|| ((last - base) as f64 / secs).round()),
+            "samples": samples.len(),
+        })
+    }
 }
 
 /// `published 12,000/100,000 [###.......] 12% 4,000/s, 2 errors`: the progress bar of a
@@ -544,6 +685,10 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         },
         o.pub_conns
     ));
+    let sampler = match &o.metrics_url {
+        Some(u) => Some(MetricsSampler::start(u)?),
+        None => None,
+    };
     let pubr = publish(o, round_robin(0..m, k), rate, k).await?;
     let hub_pub1 = c.hub(false);
     let gen_pub1 = procfs::self_sample();
@@ -559,6 +704,15 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         drained = json!(waited.iter().all(|w| w["complete"] == true));
         let results = ks.finish().await?;
         (merged, hist) = merge_results(&results);
+    }
+    if let Some(s) = sampler {
+        out["bridge"] = s
+            .finish(
+                pubr.st.first_send_us,
+                pubr.st.ok,
+                Duration::from_secs_f64(o.drain_timeout),
+            )
+            .await;
     }
     let gen_end = procfs::self_sample();
     let box_busy = procfs::box_busy_s() - box0;
@@ -602,6 +756,8 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
             "missing": merged["missing"], "short_conns": merged["short_conns"],
             "dups": merged["dups"], "reordered": merged["reordered"], "unmarked": merged["unmarked"],
             "deliveries_per_s": deliveries_per_s.round(),
+            // Per subscriber: each event counted once however many subscribers got it.
+            "events_per_s": (deliveries_per_s / n as f64).round(),
             "window_s": window_s,
             "bytes": merged["bytes"],
             "latency": hist.summary_ms(),
@@ -814,6 +970,13 @@ pub fn run(mode: Mode, o: Opts) -> i32 {
         .iter()
         .try_for_each(|u| Url::parse(u).map(drop))
         .and(Url::parse(&o.pub_url).map(drop))
+        .and(match o.source {
+            Some(_) if o.topics > 1 => Err("--source: one topic only (-k 1)".to_owned()),
+            Some(_) if o.source_url.is_empty() || o.source_target.is_empty() => {
+                Err("--source needs --source-url and --source-target".to_owned())
+            }
+            _ => Ok(()),
+        })
         .and(o.src_base())
     {
         log(&e);
@@ -858,6 +1021,8 @@ pub fn run(mode: Mode, o: Opts) -> i32 {
                     "replayers": o.replayers, "pre_events": o.pre_events, "gap_events": o.gap_events,
                     "sub_url": o.sub_url, "sub_url_extra": o.sub_url_extra, "pub_url": o.pub_url, "pub_method": o.pub_method,
                     "pub_content_type": o.pub_content_type, "pub_body": o.pub_body,
+                    "source": o.source.map(|s| s.name()), "source_url": o.source_url,
+                    "source_target": o.source_target, "source_batch": o.source_batch,
                 },
                 "hub_pids": hub_pids,
                 "generator_coordinator": {"cpu_s": me.cpu_s - ctx.gen0.cpu_s, "rss_kib": me.rss_kib},

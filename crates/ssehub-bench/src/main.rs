@@ -7,10 +7,12 @@
 mod bare;
 mod child;
 mod coord;
+mod floor;
 mod hist;
 mod http;
 mod procfs;
 mod report;
+mod source;
 mod sse;
 
 use std::net::Ipv4Addr;
@@ -51,6 +53,11 @@ enum Cmd {
     Storm(Opts),
     /// A bare fan-out server writing the same bytes (the machine's ceiling; no hub logic).
     BareServer(bare::BareOpts),
+    /// Create (setup) or remove (teardown) a source's stream, table or queue for a run.
+    SourceAdmin(source::AdminOpts),
+    /// The source alone: the `--source` producer and a bare consumer, no hub (pg-notify,
+    /// nats, jetstream).
+    SourceFloor(floor::FloorOpts),
     /// Internal: one subscriber process, driven over stdin/stdout by the coordinator.
     #[command(hide = true)]
     Child,
@@ -156,6 +163,25 @@ pub struct Opts {
     /// Read buffer per subscriber connection, bytes.
     #[arg(long, default_value_t = 4096)]
     pub read_buf: usize,
+    /// Fanout/publish: write events into this source instead of `--pub-url`; a hub bridge
+    /// carries them to the subscribers (one topic only: the bridge maps them onto it).
+    #[arg(long, value_enum)]
+    pub source: Option<source::Source>,
+    /// The source's URL (`postgres://...`, `nats://...`, `redis://...`, `amqp://...`,
+    /// `mqtt://host:port`).
+    #[arg(long, default_value = "")]
+    pub source_url: String,
+    /// The source's channel, table, subject, stream key, queue or MQTT topic.
+    #[arg(long, default_value = "")]
+    pub source_target: String,
+    /// Flat out (`--rate 0`): events per write into the source (one statement, pipeline or
+    /// flush); at a fixed rate each write holds the events due, usually one.
+    #[arg(long, default_value_t = 100)]
+    pub source_batch: usize,
+    /// The hub's /metrics URL: sampled every 20 ms while publishing and draining, so the
+    /// report has the rate at which the bridges' `ssehub_bridge_published_total` grew.
+    #[arg(long)]
+    pub metrics_url: Option<String>,
 }
 
 impl Opts {
@@ -186,6 +212,8 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Child => child::run(),
         Cmd::BareServer(o) => bare::run(o),
+        Cmd::SourceAdmin(o) => source::admin(o),
+        Cmd::SourceFloor(o) => floor::run(o),
         Cmd::Idle(o) => coord::run(coord::Mode::Idle, o),
         Cmd::Fanout(o) => coord::run(coord::Mode::Fanout, o),
         Cmd::Publish(o) => coord::run(coord::Mode::Publish, o),
