@@ -1,9 +1,11 @@
 //! Ingest bridges from the config file against the real services: PostgreSQL on this
 //! machine (127.0.0.1:5432, database `test`; each test its own channel, table and bridge
-//! name, dropped after) and a `redis-server` each test starts itself. The at-least-once
-//! bridges are killed with SIGKILL mid-stream and restarted, and lose their source's
-//! connection; every source message must reach the hub's history exactly once, in order.
-//! A test whose service is missing fails.
+//! name, dropped after), RabbitMQ on this machine (a vhost per test, deleted after), and a
+//! `redis-server`, `nats-server`, `mosquitto`, PostgreSQL server (`initdb` in a temporary
+//! directory) or `rabbitmq-server` each fault test starts itself on ephemeral ports. The
+//! at-least-once bridges are killed with SIGKILL mid-stream and restarted, and lose their
+//! source (a session ended, the server stopped and started again); every source message must
+//! reach the hub's history exactly once, in order. A test whose service is missing fails.
 
 mod common;
 
@@ -134,6 +136,18 @@ async fn history(hub: &Hub, topic: &str, n: usize) -> Vec<String> {
     }
 }
 
+/// `n1`, `n2`, … `n<count>`: the data of a test's messages, in the order they were sent.
+fn numbered(count: u32) -> Vec<String> {
+    (1..=count).map(|n| format!("n{n}")).collect()
+}
+
+/// Checks that `topic`'s history holds `expected` and nothing else: each once, in order.
+async fn assert_history(hub: &Hub, topic: &str, expected: &[String], what: &str) {
+    let all = history(hub, topic, expected.len()).await;
+    assert_eq!(all.len(), expected.len(), "{topic}: {what}");
+    assert!(all == expected, "{topic}: {what}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_notify_reaches_subscribers_and_poison_is_skipped() {
     let channel = unique("chan");
@@ -244,10 +258,7 @@ batch = 100
         .unwrap();
     assert!(terminated >= 1, "the bridge's session was found and ended");
     insert(3601, 4000).await;
-    let all = history(&hub, "box", 4000).await;
-    let expected: Vec<String> = (1..=4000).map(|n| format!("n{n}")).collect();
-    assert_eq!(all.len(), expected.len());
-    assert!(all == expected, "every row once, in order");
+    assert_history(&hub, "box", &numbered(4000), "every row once, in order").await;
     let text = metrics(&hub.url).await;
     assert!(
         bridge_metric(&text, "errors_total", &bridge) >= 1,
@@ -441,10 +452,7 @@ batch = 50
     hub.publish("other", "still serving").await;
     let mut redis = redis.spawn().await;
     add(2501, 3000).await;
-    let all = history(&hub, "s", 3000).await;
-    let expected: Vec<String> = (1..=3000).map(|n| format!("n{n}")).collect();
-    assert_eq!(all.len(), expected.len());
-    assert!(all == expected, "every entry once, in order");
+    assert_history(&hub, "s", &numbered(3000), "every entry once, in order").await;
     wait_metric(&hub.url, "up", "stream", 1, WAIT).await;
     assert_eq!(
         get_json(&format!("{}/healthz", hub.url)).await["status"],
@@ -696,10 +704,7 @@ ack_wait_ms = 1000
     }
     let nats = nats.spawn().await;
     add(js_for(nats.url()).await, 1501, 2000).await;
-    let all = history(&hub, "js", 2000).await;
-    let expected: Vec<String> = (1..=2000).map(|n| format!("n{n}")).collect();
-    assert_eq!(all.len(), expected.len());
-    assert!(all == expected, "every message once, in order");
+    assert_history(&hub, "js", &numbered(2000), "every message once, in order").await;
     drop(hub);
     drop(nats);
     std::fs::remove_dir_all(dir).unwrap();
@@ -827,10 +832,13 @@ mqtt_version = {version}
     // Sent while no hub is connected: the broker keeps them for the persistent session.
     send(201, 400).await;
     let hub = hub_with(&dir, &config, &[]).await;
-    let all = history(&hub, "room/kitchen", 400).await;
-    let expected: Vec<String> = (1..=400).map(|n| format!("n{n}")).collect();
-    assert_eq!(all.len(), expected.len());
-    assert!(all == expected, "every message once, in order");
+    assert_history(
+        &hub,
+        "room/kitchen",
+        &numbered(400),
+        "every message once, in order",
+    )
+    .await;
     // A broker restart (SIGTERM: mosquitto writes its store): the hub's bridge reconnects to
     // the same session, and what the publisher sends afterwards arrives too.
     let pid = broker.id().unwrap().to_string();
@@ -843,73 +851,23 @@ mqtt_version = {version}
     broker.wait().await.unwrap();
     let mut broker = start_broker().await;
     send(401, 600).await;
-    let all = history(&hub, "room/kitchen", 600).await;
-    let expected: Vec<String> = (1..=600).map(|n| format!("n{n}")).collect();
-    assert_eq!(all.len(), expected.len());
-    assert!(
-        all == expected,
-        "every message once, in order, across the broker restart"
-    );
+    assert_history(
+        &hub,
+        "room/kitchen",
+        &numbered(600),
+        "every message once, in order, across the broker restart",
+    )
+    .await;
     broker.kill().await.unwrap();
     drop(hub);
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(broker_dir).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn amqp_queue_survives_kill_9_exactly_once() {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
-    let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-    let queue = unique("queue");
-    let properties = || {
-        lapin::ConnectionProperties::default()
-            .with_executor(tokio_executor_trait::Tokio::current())
-            .with_reactor(tokio_reactor_trait::Tokio::current())
-    };
-    let connection = lapin::Connection::connect(url, properties())
-        .await
-        .unwrap_or_else(|e| panic!("RabbitMQ at {url} is needed for this test: {e}"));
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .queue_declare(
-            &queue,
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let send = |from: u32, to: u32| {
-        let (channel, queue) = (channel.clone(), queue.clone());
-        async move {
-            for n in from..=to {
-                let properties = lapin::BasicProperties::default()
-                    .with_message_id(format!("m{n}").into())
-                    .with_delivery_mode(2);
-                channel
-                    .basic_publish(
-                        "",
-                        &queue,
-                        BasicPublishOptions::default(),
-                        format!("n{n}").as_bytes(),
-                        properties,
-                    )
-                    .await
-                    .unwrap()
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    send(1, 1000).await;
-    let dir = temp_dir("bridge-amqp");
-    let config = format!(
+/// A durable hub's config (data in `dir`) with a bridge `amqp` from `queue` at `url` to the
+/// topic `q`, 50 messages unacknowledged at most.
+fn amqp_config(dir: &Path, url: &str, queue: &str) -> String {
+    format!(
         r#"
 data_dir = "{}"
 [[bridge]]
@@ -921,23 +879,806 @@ topic = "q"
 batch = 50
 "#,
         dir.join("data").display()
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_queue_survives_kill_9_exactly_once() {
+    let vhost = Vhost::create();
+    let url = vhost.url();
+    let queue = unique("queue");
+    let mut publisher = AmqpPublisher {
+        url: url.clone(),
+        queue: queue.clone(),
+        channel: None,
+    };
+    let mut send = async |from: u32, to: u32| {
+        for n in from..=to {
+            publisher
+                .attempt(n)
+                .await
+                .unwrap_or_else(|e| panic!("RabbitMQ at {url} is needed for this test: {e}"));
+        }
+    };
+    send(1, 1000).await;
+    let dir = temp_dir("bridge-amqp");
+    let config = amqp_config(&dir, &url, &queue);
     let mut hub = hub_with(&dir, &config, &[]).await;
     wait_metric(&hub.url, "published_total", "amqp", 100, WAIT).await;
     hub.child.start_kill().unwrap();
     hub.child.wait().await.unwrap();
     send(1001, 1500).await;
     let hub = hub_with(&dir, &config, &[]).await;
-    let all = history(&hub, "q", 1500).await;
-    let mut sorted = all.clone();
-    sorted.sort_by_key(|d| d[1..].parse::<u32>().unwrap());
-    sorted.dedup();
-    assert_eq!(sorted.len(), 1500, "every message once");
-    assert_eq!(all.len(), 1500);
-    channel
-        .queue_delete(&queue, QueueDeleteOptions::default())
+    assert_history(&hub, "q", &numbered(1500), "every message once, in order").await;
+    drop(hub);
+    drop(vhost);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Sends `signal` (`-INT`, `-QUIT`, `-TERM`, `-KILL`) to `target`, a pid or `-PGID` for a
+/// whole process group, with the machine's `kill`; true when it was delivered.
+fn signal(signal: &str, target: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, "--", target])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `command` to completion and fails the test, with its output, when it fails.
+fn run_ok(command: &mut std::process::Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A PostgreSQL server binary (`initdb`, `postgres`): on the PATH, else under Debian's
+/// `/usr/lib/postgresql/<version>/bin`, the newest version. Missing, the test fails.
+fn postgres_binary(name: &str) -> std::path::PathBuf {
+    // Debian's versions, newest first.
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .collect();
+    versions.sort_by(|a, b| b.cmp(a));
+    find_program(
+        name,
+        path_dirs().chain(versions.into_iter().map(|(_, dir)| dir)),
+    )
+    .unwrap_or_else(|| {
+        panic!(
+            "{name} is not on the PATH nor under /usr/lib/postgresql/*/bin: install the \
+             PostgreSQL server (`apt-get install -y postgresql`)"
+        )
+    })
+}
+
+/// The directories of the PATH, in order.
+fn path_dirs() -> impl Iterator<Item = std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).collect::<Vec<_>>().into_iter()
+}
+
+/// `name` in the first of `dirs` that has it.
+fn find_program(
+    name: &str,
+    dirs: impl IntoIterator<Item = std::path::PathBuf>,
+) -> Option<std::path::PathBuf> {
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A number `id ARGS` prints (`-u`: this process's uid; `-u postgres`: that user's).
+fn id(args: &[&str]) -> u32 {
+    let output = std::process::Command::new("id")
+        .args(args)
+        .output()
+        .expect("run id");
+    assert!(
+        output.status.success(),
+        "id {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A PostgreSQL server of the test's own: `initdb` into a temporary directory, `postgres` on
+/// an ephemeral port with its socket in that directory. PostgreSQL refuses to run as root,
+/// so a test running as root runs both as the `postgres` user. Dropped: an immediate
+/// shutdown (then SIGKILL) and the directory removed, whether the test passed or not.
+struct PgServer {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+    /// The user the server runs as (uid, gid); `None` when the tests do not run as root.
+    user: Option<(u32, u32)>,
+}
+
+impl PgServer {
+    async fn start() -> PgServer {
+        use std::os::unix::process::CommandExt as _;
+        let dir = temp_dir("postgres");
+        let user = (id(&["-u"]) == 0).then(|| (id(&["-u", "postgres"]), id(&["-g", "postgres"])));
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+        }
+        let mut server = PgServer {
+            child: None,
+            port: common::free_port(),
+            dir,
+            user,
+        };
+        let mut initdb = std::process::Command::new(postgres_binary("initdb"));
+        initdb
+            .arg("-D")
+            .arg(server.dir.join("data"))
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .current_dir(&server.dir);
+        if let Some((uid, gid)) = user {
+            initdb.uid(uid).gid(gid);
+        }
+        run_ok(&mut initdb, "initdb");
+        server.spawn().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Restartable for PgServer {
+    /// Starts `postgres` on the data directory (again, after a stop) and waits until it
+    /// takes connections.
+    async fn spawn(&mut self) {
+        use std::os::unix::process::CommandExt as _;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("server.log"))
+            .unwrap();
+        let mut command = std::process::Command::new(postgres_binary("postgres"));
+        command
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-k")
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        if let Some((uid, gid)) = self.user {
+            command.uid(uid).gid(gid);
+        }
+        self.child = Some(command.spawn().expect("start postgres"));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let url = self.url();
+        while tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .is_err()
+        {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none() && tokio::time::Instant::now() < deadline,
+                "postgres did not start ({exited:?}): {}",
+                std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Shuts the server down — `-INT` is PostgreSQL's fast shutdown (sessions ended, a
+    /// checkpoint written), `-QUIT` its immediate one (no checkpoint: the next start
+    /// recovers from the WAL) — and waits for it to exit.
+    async fn stop(&mut self, mode: &str) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        signal(mode, &child.id().to_string());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("postgres did not stop on {mode}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal("-QUIT", &child.id().to_string());
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An application writing to a source for a fault test: message after message, through the
+/// source's restarts.
+trait SourceWriter: Send + 'static {
+    /// How many messages one attempt writes.
+    const STEP: u32;
+    /// Writes messages `first..first + STEP`, all or (the attempt failing) none known to
+    /// have been taken, connecting first when there is no connection.
+    fn attempt(
+        &mut self,
+        first: u32,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+    /// Forgets the connection after a failed attempt: the next one connects again.
+    fn reset(&mut self);
+}
+
+/// What a source writer did: how many messages it wrote (each confirmed by its source) and
+/// how many attempts failed because the source was away.
+struct Written {
+    count: u32,
+    failed_attempts: u32,
+}
+
+/// Runs `writer` until `stop` is set (at most 20,000 messages, two minutes), counting what
+/// it has written in `written`; an attempt that fails or takes over 5 s is made again on a
+/// new connection until it succeeds.
+async fn write_until_stopped<W: SourceWriter>(
+    mut writer: W,
+    written: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Written {
+    use std::sync::atomic::Ordering;
+    const MAX_MESSAGES: u32 = 20_000;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut failed_attempts = 0;
+    let mut next = 1u32;
+    // A failed attempt is always made again, even once told to stop: it may have been taken
+    // (the answer lost), and every message the source holds must be one that is counted.
+    let mut retrying = false;
+    while retrying || (!stop.load(Ordering::Relaxed) && next <= MAX_MESSAGES) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the source writer ran for two minutes"
+        );
+        match tokio::time::timeout(Duration::from_secs(5), writer.attempt(next)).await {
+            Ok(Ok(())) => {
+                retrying = false;
+                next += W::STEP;
+                written.store(next - 1, Ordering::Relaxed);
+                // Paced, so that the faults fall mid-stream rather than after it.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            _ => {
+                retrying = true;
+                failed_attempts += 1;
+                writer.reset();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Written {
+        count: next - 1,
+        failed_attempts,
+    }
+}
+
+/// Writes outbox rows in transactions of ten (row `n` on topic `odd` or `even`, data
+/// `n<n>`). The unique `n` makes a retry of a transaction that did commit (its answer lost)
+/// insert nothing, so each `n` is in the table once and ids grow with `n`.
+struct OutboxWriter {
+    url: String,
+    insert: String,
+    client: Option<tokio_postgres::Client>,
+}
+
+impl OutboxWriter {
+    fn new(url: String, table: &str) -> OutboxWriter {
+        OutboxWriter {
+            url,
+            insert: format!(
+                "INSERT INTO {table} (n, topic, event, data) VALUES ($1, $2, 'row', $3) \
+                 ON CONFLICT (n) DO NOTHING"
+            ),
+            client: None,
+        }
+    }
+}
+
+impl SourceWriter for OutboxWriter {
+    const STEP: u32 = 10;
+
+    async fn attempt(&mut self, first: u32) -> Result<(), String> {
+        let e = |e: tokio_postgres::Error| e.to_string();
+        if self.client.is_none() {
+            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                .await
+                .map_err(e)?;
+            tokio::spawn(connection);
+            self.client = Some(client);
+        }
+        let client = self.client.as_mut().expect("connected");
+        let transaction = client.transaction().await.map_err(e)?;
+        for n in first..first + Self::STEP {
+            let topic = if n % 2 == 0 { "even" } else { "odd" };
+            transaction
+                .execute(&self.insert, &[&(n as i64), &topic, &format!("n{n}")])
+                .await
+                .map_err(e)?;
+        }
+        transaction.commit().await.map_err(e)
+    }
+
+    fn reset(&mut self) {
+        self.client = None;
+    }
+}
+
+/// Waits until `done()` holds, polling every 20 ms, failing after `within` with `what`.
+async fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until `/healthz` says the bridge is retrying (its source gone).
+async fn wait_degraded(hub: &Hub, bridge: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let health = get_json(&format!("{}/healthz", hub.url)).await;
+        if health["status"] == "degraded" && health["bridges"][bridge]["state"] == "retrying" {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never degraded: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A source server of a test's own that the test stops and starts again.
+trait Restartable {
+    /// Stops the server the way `how` names (a `kill` signal) and waits for it to exit.
+    async fn stop(&mut self, how: &str);
+    /// Starts it again on its data and waits until it takes connections.
+    async fn spawn(&mut self);
+}
+
+/// The faults of the restart tests, while `writer` writes to the source without stopping.
+/// The hub (`config` in `dir`) is started, killed with SIGKILL once `bridge` has published
+/// 200 events, and started again after 200 more were written; then for each of `stops`,
+/// once the bridge has published 200 more, the server is stopped that way, the bridge is
+/// seen retrying on `/healthz` (the API serving), and the server is started again. Then the
+/// writer stops; it and the bridge must each have seen every stop. Returns the running hub
+/// and what the writer wrote.
+async fn through_faults(
+    dir: &Path,
+    config: &str,
+    bridge: &str,
+    writer: impl SourceWriter,
+    server: &mut impl Restartable,
+    stops: &[&str],
+) -> (Hub, Written) {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    use std::sync::Arc;
+    let written = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = tokio::spawn(write_until_stopped(writer, written.clone(), stop.clone()));
+    let mut hub = hub_with(dir, config, &[]).await;
+    wait_metric(&hub.url, "published_total", bridge, 200, WAIT).await;
+    // The hub dies mid-stream; the writer goes on.
+    hub.child.start_kill().unwrap();
+    hub.child.wait().await.unwrap();
+    let at_kill = written.load(Ordering::Relaxed);
+    wait_until("the writer stalled", WAIT, || {
+        written.load(Ordering::Relaxed) >= at_kill + 200
+    })
+    .await;
+    let hub = hub_with(dir, config, &[]).await;
+    wait_metric(&hub.url, "published_total", bridge, 200, WAIT).await;
+    for how in stops {
+        let before = bridge_metric(&metrics(&hub.url).await, "published_total", bridge);
+        server.stop(how).await;
+        wait_degraded(&hub, bridge).await;
+        hub.publish("other", "the API serves meanwhile").await;
+        server.spawn().await;
+        // A server's start and the bridge's back-off together can take a while.
+        wait_metric(&hub.url, "up", bridge, 1, Duration::from_secs(60)).await;
+        wait_metric(&hub.url, "published_total", bridge, before + 200, WAIT).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let done = writing.await.unwrap();
+    assert!(
+        done.failed_attempts >= stops.len() as u32,
+        "the writer saw the source go away {} times ({} failed attempts)",
+        stops.len(),
+        done.failed_attempts
+    );
+    let errors = bridge_metric(&metrics(&hub.url).await, "errors_total", bridge);
+    assert!(
+        errors >= stops.len() as u64,
+        "the bridge lost its source {} times, counted {errors}",
+        stops.len()
+    );
+    (hub, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outbox_survives_kill_9_and_database_restarts_exactly_once() {
+    let mut pg = PgServer::start().await;
+    let table = "outbox";
+    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
         .await
         .unwrap();
+    tokio::spawn(connection);
+    db.batch_execute(&format!(
+        "CREATE TABLE {table} (id bigserial PRIMARY KEY, n bigint UNIQUE NOT NULL, \
+         topic text NOT NULL, event text, data text NOT NULL)"
+    ))
+    .await
+    .unwrap();
+    drop(db);
+    let dir = temp_dir("bridge-outbox-restart");
+    let config = format!(
+        r#"
+data_dir = "{}"
+[[bridge]]
+name = "outbox"
+kind = "postgres-outbox"
+url = "{}"
+table = "{table}"
+batch = 100
+poll_ms = 50
+"#,
+        dir.join("data").display(),
+        pg.url()
+    );
+    // A fast shutdown and, after it, an immediate one (WAL recovery on the next start), each
+    // mid-stream: the bridge and the writer both lose the database and come back to it.
+    let writer = OutboxWriter::new(pg.url(), table);
+    let (hub, done) =
+        through_faults(&dir, &config, "outbox", writer, &mut pg, &["-INT", "-QUIT"]).await;
+    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = db
+        .query(
+            &format!("SELECT n, topic, data FROM {table} ORDER BY id"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let ns: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert!(
+        ns == (1..=done.count as i64).collect::<Vec<_>>(),
+        "the table holds each of the writer's {} rows once, in id order",
+        done.count
+    );
+    for topic in ["odd", "even"] {
+        let expected: Vec<String> = rows
+            .iter()
+            .filter(|r| r.get::<_, &str>(1) == topic)
+            .map(|r| r.get(2))
+            .collect();
+        assert_history(&hub, topic, &expected, "every row once, in row order").await;
+    }
+    eprintln!(
+        "outbox through kill -9 and two database restarts: {} rows, {} writer retries, \
+         every row once in order",
+        done.count, done.failed_attempts
+    );
     drop(hub);
+    drop(pg);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A program of RabbitMQ's: in `debian_dir` (where Debian's package puts the one to run),
+/// else on the PATH. Missing, the test fails.
+fn rabbitmq_program(name: &str, debian_dir: &str) -> std::path::PathBuf {
+    let mut dirs = vec![std::path::PathBuf::from(debian_dir)];
+    dirs.extend(path_dirs());
+    find_program(name, dirs)
+        .unwrap_or_else(|| panic!("{name} is not installed: `apt-get install -y rabbitmq-server`"))
+}
+
+/// A virtual host of the test's own on this machine's RabbitMQ (127.0.0.1:5672), made with
+/// `rabbitmqctl` and open to `guest`; deleted, with its queues, when dropped.
+struct Vhost {
+    name: String,
+}
+
+impl Vhost {
+    fn create() -> Vhost {
+        let name = unique("vhost");
+        let ctl = rabbitmq_program("rabbitmqctl", "/usr/sbin");
+        run_ok(
+            std::process::Command::new(&ctl).args(["add_vhost", &name]),
+            "rabbitmqctl add_vhost",
+        );
+        let vhost = Vhost { name };
+        run_ok(
+            std::process::Command::new(&ctl).args([
+                "set_permissions",
+                "-p",
+                &vhost.name,
+                "guest",
+                ".*",
+                ".*",
+                ".*",
+            ]),
+            "rabbitmqctl set_permissions",
+        );
+        vhost
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(rabbitmq_program("rabbitmqctl", "/usr/sbin"))
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// A `rabbitmq-server` of the test's own: its node name, AMQP and distribution ports,
+/// database, logs, config and (empty) plugin list all its own, under a temporary directory
+/// that is also its `HOME` (so its Erlang cookie). It runs in a process group of its own;
+/// dropped, the group is killed and the directory removed, whether the test passed or not.
+struct RabbitServer {
+    child: Option<tokio::process::Child>,
+    port: u16,
+    dist_port: u16,
+    node: String,
+    dir: std::path::PathBuf,
+}
+
+impl RabbitServer {
+    async fn start() -> RabbitServer {
+        let dir = temp_dir("rabbitmq");
+        let port = common::free_port();
+        for sub in ["home", "mnesia", "log"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        std::fs::write(dir.join("rabbitmq-env.conf"), "").unwrap();
+        std::fs::write(
+            dir.join("rabbitmq.conf"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
+        )
+        .unwrap();
+        let mut server = RabbitServer {
+            child: None,
+            port,
+            dist_port: common::free_port(),
+            node: format!("{}@localhost", unique("rabbit")),
+            dir,
+        };
+        server.spawn().await;
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+}
+
+impl Restartable for RabbitServer {
+    /// Starts the node (again, after a stop, on the same database) and waits for its AMQP
+    /// port.
+    async fn spawn(&mut self) {
+        let dir = &self.dir;
+        let mut command = std::process::Command::new(rabbitmq_program(
+            "rabbitmq-server",
+            "/usr/lib/rabbitmq/bin",
+        ));
+        command
+            .env("HOME", dir.join("home"))
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", dir.join("log"))
+            .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq.conf"))
+            .env("RABBITMQ_CONF_ENV_FILE", dir.join("rabbitmq-env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = tokio::process::Command::from(command)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start rabbitmq-server ({e}): `apt-get install -y rabbitmq-server`")
+            });
+        self.child = Some(child);
+        // The node boots for some seconds before it opens the AMQP port.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .is_err()
+        {
+            let exited = self.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none() && tokio::time::Instant::now() < deadline,
+                "rabbitmq-server did not start ({exited:?}); its log is under {}",
+                dir.join("log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the node and waits for it: `-TERM` to the server's script is a clean stop (the
+    /// node stops its queues and exits), `-KILL` to its process group a crash (the next start
+    /// recovers the durable queues and the persistent messages it had confirmed).
+    async fn stop(&mut self, how: &str) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().unwrap();
+            match how {
+                "-KILL" => signal(how, &format!("-{pid}")),
+                _ => signal(how, &pid.to_string()),
+            };
+            tokio::time::timeout(Duration::from_secs(30), child.wait())
+                .await
+                .expect("rabbitmq-server did not stop within 30 s")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for RabbitServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                signal("-KILL", &format!("-{pid}"));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Publishes persistent messages (`message_id` `m<n>`, body `n<n>`) to a durable queue, one
+/// at a time, each confirmed by the broker before the next. A publish that fails or is not
+/// confirmed is sent again, so the broker may hold a message twice under one `message_id`.
+struct AmqpPublisher {
+    url: String,
+    queue: String,
+    channel: Option<(lapin::Connection, lapin::Channel)>,
+}
+
+impl SourceWriter for AmqpPublisher {
+    const STEP: u32 = 1;
+
+    async fn attempt(&mut self, n: u32) -> Result<(), String> {
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+        let e = |e: lapin::Error| e.to_string();
+        if self.channel.is_none() {
+            let properties = lapin::ConnectionProperties::default()
+                .with_executor(tokio_executor_trait::Tokio::current())
+                .with_reactor(tokio_reactor_trait::Tokio::current());
+            let connection = lapin::Connection::connect(&self.url, properties)
+                .await
+                .map_err(e)?;
+            let channel = connection.create_channel().await.map_err(e)?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(e)?;
+            let durable = QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            };
+            channel
+                .queue_declare(&self.queue, durable, lapin::types::FieldTable::default())
+                .await
+                .map_err(e)?;
+            self.channel = Some((connection, channel));
+        }
+        let (_, channel) = self.channel.as_ref().expect("connected");
+        let properties = lapin::BasicProperties::default()
+            .with_message_id(format!("m{n}").into())
+            .with_delivery_mode(2);
+        let confirm = channel
+            .basic_publish(
+                "",
+                &self.queue,
+                BasicPublishOptions::default(),
+                format!("n{n}").as_bytes(),
+                properties,
+            )
+            .await
+            .map_err(e)?
+            .await
+            .map_err(e)?;
+        if confirm.is_ack() {
+            Ok(())
+        } else {
+            Err(format!("m{n} not confirmed"))
+        }
+    }
+
+    fn reset(&mut self) {
+        self.channel = None;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_queue_survives_kill_9_and_a_broker_restart_exactly_once() {
+    let mut broker = RabbitServer::start().await;
+    let queue = "events";
+    let dir = temp_dir("bridge-amqp-restart");
+    let config = amqp_config(&dir, &broker.url(), queue);
+    // The broker stops mid-stream, cleanly and then by SIGKILL, and starts again each time
+    // on its own database.
+    let publisher = AmqpPublisher {
+        url: broker.url(),
+        queue: queue.into(),
+        channel: None,
+    };
+    let (hub, done) = through_faults(
+        &dir,
+        &config,
+        "amqp",
+        publisher,
+        &mut broker,
+        &["-TERM", "-KILL"],
+    )
+    .await;
+    assert_history(
+        &hub,
+        "q",
+        &numbered(done.count),
+        "every message once, in order",
+    )
+    .await;
+    eprintln!(
+        "amqp through kill -9 and two broker restarts: {} messages, {} publisher retries, \
+         {} redeliveries skipped, every message once in order",
+        done.count,
+        done.failed_attempts,
+        bridge_metric(&metrics(&hub.url).await, "skipped_total", "amqp")
+    );
+    drop(hub);
+    drop(broker);
     std::fs::remove_dir_all(dir).unwrap();
 }
