@@ -45,14 +45,16 @@ pub enum CloseReason {
     Expired,
 }
 
+/// Every subscriber has one, so it is kept small: the limit sits in the lock's padding.
 pub struct Outbox {
-    limit: usize,
     inner: Mutex<Inner>,
 }
 
 struct Inner {
     items: VecDeque<Item>,
     bytes: usize,
+    /// The buffer limit in bytes (at most 4 GiB).
+    limit: u32,
     /// Id of the newest event queued: an event on several topics the subscriber follows is
     /// pushed once per topic, and queued once.
     last: EventId,
@@ -73,10 +75,10 @@ pub enum Drained {
 impl Outbox {
     pub fn new(limit: usize) -> Outbox {
         Outbox {
-            limit,
             inner: Mutex::new(Inner {
                 items: VecDeque::new(),
                 bytes: 0,
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
                 last: EventId::ZERO,
                 closed: None,
                 waker: None,
@@ -96,7 +98,7 @@ impl Outbox {
             return Ok(false);
         }
         inner.last = event.id;
-        Self::push(&mut inner, self.limit, Item::Event(event.clone())).map(|()| true)
+        Self::push(&mut inner, Item::Event(event.clone())).map(|()| true)
     }
 
     /// Queues bytes outside the history (heartbeat, presence).
@@ -105,12 +107,12 @@ impl Outbox {
         if inner.closed.is_some() {
             return Ok(());
         }
-        Self::push(&mut inner, self.limit, Item::Raw(bytes))
+        Self::push(&mut inner, Item::Raw(bytes))
     }
 
-    fn push(inner: &mut Inner, limit: usize, item: Item) -> Result<(), CloseReason> {
+    fn push(inner: &mut Inner, item: Item) -> Result<(), CloseReason> {
         let len = item.bytes().len();
-        if inner.bytes + len > limit {
+        if inner.bytes + len > inner.limit as usize {
             inner.items.clear();
             inner.bytes = 0;
             inner.closed = Some(CloseReason::Overflow);

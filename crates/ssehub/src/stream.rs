@@ -20,14 +20,22 @@ use crate::selection::Selection;
 /// enough that a replay of any length holds little memory and never blocks the runtime long.
 const REPLAY_PAGE: usize = 512;
 
+/// Kept small (see `an_idle_stream_stays_small`): an idle stream holds the hub, its
+/// subscription and a position; what it needs only at the start lives in a box freed once
+/// the opening bytes are written and the replay has caught up.
 pub struct EventStream {
     hub: Arc<Hub>,
     /// `None` for a replay-only stream (closed topics): it ends when the replay does.
     subscription: Option<Subscription>,
-    opening: Option<Bytes>,
-    replay: Option<Replay>,
+    start: Option<Box<Start>>,
     /// Live events at or before this position were already written by the replay.
     through: EventId,
+}
+
+/// The part of a stream before it goes live.
+struct Start {
+    opening: Option<Bytes>,
+    replay: Option<Replay>,
 }
 
 struct Replay {
@@ -44,19 +52,44 @@ impl EventStream {
         selection: Arc<Selection>,
         replay_after: Option<EventId>,
     ) -> EventStream {
+        let start = Start {
+            opening: Some(opening),
+            replay: replay_after.map(|after| Replay { after, selection }),
+        };
         EventStream {
             hub,
             subscription,
-            opening: Some(opening),
-            replay: replay_after.map(|after| Replay { after, selection }),
+            start: Some(Box::new(start)),
             through: EventId::ZERO,
+        }
+    }
+
+    /// The opening bytes, if they were not taken yet, counted as written: a caller that
+    /// writes its own response head takes them to send both in one write.
+    pub fn take_opening(&mut self) -> Option<Bytes> {
+        let opening = self.start.as_mut()?.opening.take();
+        self.settle();
+        if let Some(bytes) = &opening {
+            Metrics::add(&self.hub.metrics.bytes_written, bytes.len() as u64);
+        }
+        opening
+    }
+
+    /// Frees the start once nothing is left in it.
+    fn settle(&mut self) {
+        if self
+            .start
+            .as_ref()
+            .is_some_and(|s| s.opening.is_none() && s.replay.is_none())
+        {
+            self.start = None;
         }
     }
 
     /// Next replay page as one buffer; `None` once the replay has caught up with the store.
     fn replay_page(&mut self) -> Option<Bytes> {
         loop {
-            let replay = self.replay.as_mut()?;
+            let replay = self.start.as_mut()?.replay.as_mut()?;
             let selection = &replay.selection;
             let filter = |e: &ssehub_core::Event| selection.selects(e);
             let page = match self.hub.store.read(replay.after, &filter, REPLAY_PAGE) {
@@ -64,7 +97,7 @@ impl EventStream {
                 Err(e) => {
                     // Ending the stream makes the client reconnect and retry from its id.
                     tracing::error!(error = %e, "replay read failed; ending the stream");
-                    self.replay = None;
+                    self.start = None;
                     self.subscription = None;
                     return None;
                 }
@@ -72,7 +105,10 @@ impl EventStream {
             replay.after = page.through;
             self.through = page.through;
             if page.at_head {
-                self.replay = None;
+                if let Some(start) = self.start.as_mut() {
+                    start.replay = None;
+                }
+                self.settle();
             }
             if !page.events.is_empty() {
                 Metrics::add(&self.hub.metrics.replayed, page.events.len() as u64);
@@ -127,8 +163,8 @@ impl Body for EventStream {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = self.get_mut();
-        if let Some(opening) = this.opening.take() {
-            return this.written(opening);
+        if let Some(opening) = this.take_opening() {
+            return Poll::Ready(Some(Ok(Frame::data(opening))));
         }
         if let Some(page) = this.replay_page() {
             return this.written(page);

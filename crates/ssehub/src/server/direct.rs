@@ -29,8 +29,12 @@ pub(super) async fn fixed(mut socket: TcpStream, bytes: Vec<u8>) -> io::Result<(
     socket.shutdown().await
 }
 
-pub(super) fn stream(socket: TcpStream, head: Vec<u8>, body: EventStream) -> Streaming {
+pub(super) fn stream(socket: TcpStream, mut head: Vec<u8>, mut body: EventStream) -> Streaming {
     set_write_timeout(&socket);
+    // The response head and the opening bytes go out in one write.
+    if let Some(opening) = body.take_opening() {
+        head.extend_from_slice(&opening);
+    }
     Streaming {
         socket,
         body,
@@ -270,6 +274,6 @@ mod tests {
     #[test]
     fn a_stream_task_stays_small() {
         let size = std::mem::size_of::<Streaming>();
-        assert!(size <= 256, "Streaming is {size} bytes");
+        assert!(size <= 128, "Streaming is {size} bytes");
     }
 }

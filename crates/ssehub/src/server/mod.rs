@@ -83,16 +83,10 @@ pub async fn run(
                         continue;
                     };
                     let setup = Box::pin(connection(socket, peer, hub.clone(), router.clone(), graceful.watcher(), stopping.clone()));
-                    let alive = alive.clone();
-                    // The task's own state is only the live stream: everything needed to get
-                    // there (head, timers, hyper) lives in a box freed when the stream starts.
-                    tokio::spawn(async move {
-                        if let Some(streaming) = setup.await {
-                            if let Err(e) = streaming.await {
-                                tracing::debug!(error = %e, "stream ended");
-                            }
-                        }
-                        drop((slot, alive));
+                    tokio::spawn(Connection {
+                        stage: Stage::Setup(setup),
+                        _slot: slot.map(Box::new),
+                        _alive: alive.clone(),
                     });
                 }
                 Err(e) => {
@@ -120,6 +114,48 @@ pub async fn run(
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
     Ok(())
+}
+
+/// One connection's task. Every open stream has one, so it is hand-written to stay small
+/// (see `a_connection_task_stays_small`): it holds either the setup — everything needed to
+/// get to a stream (head, timers, hyper), boxed and freed when the stream starts — or the
+/// live stream, never both, plus the connection's place in the per-address count and the
+/// token shutdown waits for, both dropped when the task ends.
+struct Connection<S> {
+    stage: Stage<S>,
+    _slot: Option<Box<IpSlot>>,
+    _alive: mpsc::Sender<()>,
+}
+
+enum Stage<S> {
+    Setup(Pin<Box<S>>),
+    Streaming(Streaming),
+}
+
+impl<S: Future<Output = Option<Streaming>>> Future for Connection<S> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.stage {
+                Stage::Setup(setup) => match setup.as_mut().poll(cx) {
+                    Poll::Ready(Some(streaming)) => this.stage = Stage::Streaming(streaming),
+                    Poll::Ready(None) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Stage::Streaming(streaming) => {
+                    let Poll::Ready(ended) = Pin::new(streaming).poll(cx) else {
+                        return Poll::Pending;
+                    };
+                    if let Err(e) = ended {
+                        tracing::debug!(error = %e, "stream ended");
+                    }
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
 }
 
 /// Open connections per client address, for `max_connections_per_ip`.
@@ -410,5 +446,19 @@ impl AsyncWrite for Rewind {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tokio keeps a task in one allocation aligned to 128 bytes: its header and trailer
+    /// (~96 bytes) and the future. A future of at most 160 bytes makes a 256-byte task, one
+    /// more byte a 384-byte one; BENCHMARKS.md has the memory per connection this gives.
+    #[test]
+    fn a_connection_task_stays_small() {
+        let size = std::mem::size_of::<Connection<std::future::Pending<Option<Streaming>>>>();
+        assert!(size <= 160, "Connection is {size} bytes");
     }
 }
