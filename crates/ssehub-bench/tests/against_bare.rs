@@ -1,45 +1,21 @@
 //! End-to-end check of the generator against its own bare server: counts, not speed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
+use ssehub_test_support::Process;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ssehub-bench");
 
-struct Server {
-    child: Child,
-    port: u16,
+/// The generator's own bare server on an ephemeral port, killed when dropped.
+fn bare() -> Process {
+    let mut command = Command::new(BIN);
+    command.args(["bare-server", "--listen", "127.0.0.1:0"]);
+    Process::start(command)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bare() -> Server {
-    let mut child = Command::new(BIN)
-        .args(["bare-server", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start bare-server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read port");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("listening line");
-    Server { child, port }
-}
-
-fn run(server: &Server, args: &[&str]) -> Value {
-    let base = format!("http://127.0.0.1:{}", server.port);
+fn run(server: &Process, args: &[&str]) -> Value {
+    let base = &server.url;
     let out = Command::new(BIN)
         .arg(args[0])
         .args(["--sub-url", &format!("{base}/events/{{topic}}")])

@@ -12,7 +12,7 @@ use common::{refused, HubProcess, BIN};
 
 /// `ssehub serve --memory` with these further arguments, on an ephemeral port.
 fn start(args: &[&str], env: &[(&str, &str)]) -> HubProcess {
-    HubProcess::start(["--memory"].iter().chain(args), env)
+    common::serve_process(["--memory"].iter().chain(args), env)
 }
 
 /// Raw access to a hub process, for what the HTTP client hides.
@@ -489,11 +489,7 @@ fn json_logs_are_one_object_a_line() {
 /// reconnects; the events themselves go to standard output, across a hub restart.
 #[test]
 fn subscribe_shows_a_live_count_and_reconnect_notices() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let url = format!("http://{addr}");
     let start_on = || {

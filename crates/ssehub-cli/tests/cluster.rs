@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Hub, Redis, WAIT};
-use futures_util::StreamExt;
-use ssehub_core::{ParsedEvent, Parser, ParserItem};
+use ssehub_core::ParserItem;
+use ssehub_test_support::{metric, wait_until, EventStream};
 use tokio::process::Child;
 
 /// An `ssehub serve --redis-url` process.
@@ -42,18 +42,14 @@ impl Node {
         body["id"].as_str().unwrap().to_owned()
     }
 
-    async fn subscribe(&self, topic: &str, last_event_id: Option<&str>) -> Sse {
+    async fn subscribe(&self, topic: &str, last_event_id: Option<&str>) -> EventStream {
         let mut request = reqwest::Client::new().get(format!("{}/events/{topic}", self.url));
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
-        Sse {
-            body: response.bytes_stream().boxed(),
-            parser: Parser::new(),
-            items: Default::default(),
-        }
+        EventStream::new(response.bytes_stream(), WAIT)
     }
 
     async fn subscribers(&self, topic: &str) -> u64 {
@@ -67,52 +63,13 @@ impl Node {
     }
 
     async fn wait_subscribers(&self, topic: &str, n: u64) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.subscribers(topic).await != n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {n} subscribers on {}",
-                self.url
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-struct Sse {
-    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    parser: Parser,
-    items: std::collections::VecDeque<ParserItem>,
-}
-
-impl Sse {
-    /// The next item; `None` when the stream ended or broke.
-    async fn item(&mut self) -> Option<ParserItem> {
-        loop {
-            if let Some(item) = self.items.pop_front() {
-                return Some(item);
+        wait_until(WAIT, Duration::from_millis(20), || async {
+            match self.subscribers(topic).await {
+                seen if seen == n => Ok(()),
+                seen => Err(format!("{seen} subscribers, not {n}, on {}", self.url)),
             }
-            match tokio::time::timeout(WAIT, self.body.next())
-                .await
-                .expect("stream stalled")
-            {
-                Some(Ok(chunk)) => {
-                    let mut out = Vec::new();
-                    self.parser.feed(&chunk, &mut out);
-                    self.items.extend(out);
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    async fn event(&mut self) -> Option<ParsedEvent> {
-        loop {
-            match self.item().await? {
-                ParserItem::Event(e) => return Some(e),
-                _ => continue,
-            }
-        }
+        })
+        .await
     }
 }
 
@@ -138,7 +95,7 @@ async fn publish_on_any_node_reaches_every_node_once_in_one_order() {
     }
     for sub in &mut subs {
         for (i, id) in ids.iter().enumerate() {
-            let e = sub.event().await.unwrap();
+            let e = sub.next_event().await.unwrap();
             assert_eq!(
                 (e.data.as_str(), e.id.as_str()),
                 (i.to_string().as_str(), id.as_str())
@@ -169,19 +126,19 @@ async fn a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicate(
     let mut seen = Vec::new();
     let mut last_id = String::new();
     while seen.len() < 50 {
-        let e = sub.event().await.unwrap();
+        let e = sub.next_event().await.unwrap();
         seen.push(e.data.parse::<usize>().unwrap());
         last_id = e.id;
     }
     b.child.kill().await.unwrap(); // SIGKILL
                                    // Whatever B had already written is still in the socket; read until the stream breaks.
-    while let Some(e) = sub.event().await {
+    while let Some(e) = sub.next_event().await {
         seen.push(e.data.parse().unwrap());
         last_id = e.id;
     }
     let mut resumed = c.subscribe("feed", Some(&last_id)).await;
     while seen.len() < EVENTS {
-        seen.push(resumed.event().await.unwrap().data.parse().unwrap());
+        seen.push(resumed.next_event().await.unwrap().data.parse().unwrap());
     }
     assert_eq!(seen, (0..EVENTS).collect::<Vec<_>>());
     publisher.await.unwrap();
@@ -194,7 +151,7 @@ async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
     let mut sub = node.subscribe("t", None).await;
     node.wait_subscribers("t", 1).await;
     let before = node.publish_ok("t", "before").await;
-    assert_eq!(sub.event().await.unwrap().id, before);
+    assert_eq!(sub.next_event().await.unwrap().id, before);
 
     redis.stop().await;
     let refused = node.publish("t", "while down").await;
@@ -229,7 +186,7 @@ async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let e = sub.event().await.unwrap();
+    let e = sub.next_event().await.unwrap();
     assert_eq!(
         (e.data.as_str(), e.id.as_str()),
         ("after", after.as_str()),
@@ -238,8 +195,8 @@ async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
     // With persistence on, the acknowledged event before the outage is still there.
     let late = Node::start(&redis, &[]).await;
     let mut replay = late.subscribe("t", Some("0-1")).await;
-    assert_eq!(replay.event().await.unwrap().id, before);
-    assert_eq!(replay.event().await.unwrap().id, after);
+    assert_eq!(replay.next_event().await.unwrap().id, before);
+    assert_eq!(replay.next_event().await.unwrap().id, after);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,7 +210,7 @@ async fn a_node_started_later_serves_replay_of_earlier_ids() {
     let late = Node::start(&redis, &[]).await;
     let mut sub = late.subscribe("old", Some(&ids[2])).await;
     for (want, id) in ids.iter().enumerate().skip(3) {
-        let e = sub.event().await.unwrap();
+        let e = sub.next_event().await.unwrap();
         assert_eq!((e.data, &e.id), (want.to_string(), id));
     }
     // (A reset control event would have come first and failed the loop above.)
@@ -311,7 +268,7 @@ async fn presence_watchers_hear_cluster_wide_counts() {
     let _b2 = b.subscribe("room", None).await;
     // The watcher's snapshot (1), then, within a few exchanges, the cluster-wide count (3).
     loop {
-        let e = watcher.event().await.expect("stream open");
+        let e = watcher.next_event().await.expect("stream open");
         assert_eq!(e.event, "ssehub-presence");
         let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
         // Counts may rise in steps if the exchange runs between B's two subscriptions.
@@ -329,23 +286,17 @@ async fn cluster_nodes(node: &Node) -> u64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("ssehub_cluster_nodes "))
-        .expect("ssehub_cluster_nodes in /metrics")
-        .parse()
-        .unwrap()
+    metric(&text, "ssehub_cluster_nodes ")
 }
 
 async fn wait_cluster_nodes(node: &Node, n: u64, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    while cluster_nodes(node).await != n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} never counted {n} nodes",
-            node.url
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(within, Duration::from_millis(100), || async {
+        match cluster_nodes(node).await {
+            seen if seen == n => Ok(()),
+            seen => Err(format!("{} counts {seen} nodes, not {n}", node.url)),
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,12 +311,8 @@ async fn nodes_are_counted_with_or_without_subscribers() {
     let response = reqwest::get(format!("{}/stats/stream", a.url))
         .await
         .unwrap();
-    let mut stats = Sse {
-        body: response.bytes_stream().boxed(),
-        parser: Parser::new(),
-        items: Default::default(),
-    };
-    let sample = stats.event().await.expect("a sample");
+    let mut stats = EventStream::new(response.bytes_stream(), WAIT);
+    let sample = stats.next_event().await.expect("a sample");
     let sample: serde_json::Value = serde_json::from_str(&sample.data).unwrap();
     assert_eq!(sample["cluster"], true, "{sample}");
     assert_eq!(sample["cluster_nodes"], 2, "{sample}");

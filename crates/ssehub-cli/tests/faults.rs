@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{serve_command, temp_dir, Hub};
+use ssehub_test_support::EventStream;
 
 /// Two `ssehub serve` on one data directory, started at the same instant, a hundred times:
 /// every time exactly one listens and the other exits with an error naming the holder.
@@ -125,26 +126,12 @@ async fn history(hub: &Hub, topic: &str, expect: usize) -> Vec<String> {
     data
 }
 
-/// Every event a stream is sent until it ends (or `WAIT` passes: a failure).
+/// How many events a stream is sent until it ends (each within `WAIT`, or a failure).
 async fn until_end(response: reqwest::Response) -> usize {
-    use futures_util::StreamExt;
-    let mut body = response.bytes_stream();
-    let mut parser = ssehub_core::Parser::new();
-    let mut events = 0;
-    loop {
-        let chunk = tokio::time::timeout(common::WAIT, body.next())
-            .await
-            .expect("the stream did not end");
-        let Some(Ok(chunk)) = chunk else {
-            return events;
-        };
-        let mut items = Vec::new();
-        parser.feed(&chunk, &mut items);
-        events += items
-            .iter()
-            .filter(|i| matches!(i, ssehub_core::ParserItem::Event(_)))
-            .count();
-    }
+    EventStream::new(response.bytes_stream(), common::WAIT)
+        .rest()
+        .await
+        .len()
 }
 
 /// Publishes on a disk that fills: each publish is acknowledged or refused with a 503 (never

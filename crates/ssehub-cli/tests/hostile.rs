@@ -94,30 +94,9 @@ fn cases(round: usize) -> Vec<Case> {
 
 /// Sends one case and returns the status line's code, or None when the hub closed without one.
 async fn send(addr: &str, case: &Case) -> Option<u16> {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    // The hub may answer and close before reading everything we send: ignore write errors.
-    let _ = socket.write_all(&case.bytes).await;
-    if case.half_close {
-        let _ = socket.shutdown().await;
-    }
-    let mut head = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 1024];
-        while !head.windows(2).any(|w| w == b"\r\n") {
-            match socket.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => head.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(
-        read.is_ok(),
-        "{}: no answer and no close within 10 s",
-        case.name
-    );
-    let line = String::from_utf8_lossy(&head);
-    line.split(' ').nth(1).and_then(|code| code.parse().ok())
+    ssehub_test_support::raw_status(addr, &case.bytes, case.half_close, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|_| panic!("{}: no answer and no close within 10 s", case.name))
 }
 
 fn rss_kib(pid: u32) -> u64 {

@@ -9,7 +9,7 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 
 /// `ssehub serve --memory` with these further arguments and environment.
 fn start(args: &[&str], env: &[(&str, &str)]) -> HubProcess {
-    HubProcess::start(["--memory"].iter().chain(args), env)
+    common::serve_process(["--memory"].iter().chain(args), env)
 }
 
 /// `ssehub serve --memory` with these further arguments, expected to refuse to start.

@@ -308,11 +308,7 @@ async fn soak_with_kill_9_every_minute() {
             .unwrap_or(60),
     );
     let data_dir = common::temp_dir("soak-kill");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let url = format!("http://{addr}");
     let retain = RETAIN_BYTES.to_string();

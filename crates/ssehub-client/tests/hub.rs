@@ -6,45 +6,27 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ssehub::{Config, Hub};
+use ssehub::Config;
 use ssehub_client::{
     Client, Publish, SubEvent, Subscriber, Subscription, PRESENCE_EVENT, RESET_EVENT,
 };
 use ssehub_core::{MemoryStore, Retention, Store};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use ssehub_test_support::HubServer;
 
 /// How long a test waits for something that should happen promptly.
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A running hub; [`TestHub::stop`] shuts it down the way SIGTERM does.
-struct TestHub {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
+struct TestHub(HubServer);
 
 impl TestHub {
     /// A hub on `addr` (port 0 for any) with `store`, announcing a short `retry`.
     async fn start(addr: SocketAddr, store: Arc<dyn Store>) -> TestHub {
-        let listener = TcpListener::bind(addr).await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let config = Config {
-            listen: addr,
             retry: Duration::from_millis(100),
             ..Config::default()
         };
-        let hub = Hub::new(config, store);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(ssehub::serve(listener, hub, async {
-            let _ = stopped.await;
-        }));
-        TestHub {
-            addr,
-            stop: Some(stop),
-            task,
-        }
+        TestHub(HubServer::start(addr, config, store).await)
     }
 
     async fn fresh() -> TestHub {
@@ -52,17 +34,17 @@ impl TestHub {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.0.url("")
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(WAIT, &mut self.task)
+    fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+
+    async fn stop(self) {
+        tokio::time::timeout(WAIT, self.0.stop())
             .await
             .expect("hub stops")
-            .expect("hub task")
             .expect("hub serve");
     }
 }
@@ -170,7 +152,7 @@ async fn publish_and_subscribe_through_a_real_hub() {
 async fn resumes_across_a_hub_restart_with_no_gap() {
     let store = memory_store();
     let hub = TestHub::start(([127, 0, 0, 1], 0).into(), store.clone()).await;
-    let addr = hub.addr;
+    let addr = hub.addr();
     let client = Client::new(&hub.url()).unwrap();
     let mut sub = subscribed(&client, "feed").await;
     let first = client.publish(&Publish::new("feed", "1")).await.unwrap();

@@ -1,24 +1,23 @@
 //! What the binary's test files share: starting `ssehub serve` on an ephemeral port (for
-//! async and for plain tests), refused invocations, scratch directories, publishing, and
-//! reading events off a stream. Each test file is a crate of its own and uses a part of
-//! this, hence the `dead_code` allowance.
+//! async and for plain tests), refused invocations, scratch directories, publishing, reading
+//! events off a stream, and a `redis-server` of the test's own. The pieces other crates'
+//! tests need too come from ssehub-test-support. Each test file is a crate of its own and
+//! uses a part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use futures_util::StreamExt;
-use ssehub_core::{ParsedEvent, Parser, ParserItem};
+use ssehub_core::ParsedEvent;
+pub use ssehub_test_support::{free_port, listening_url, Process as HubProcess};
+use ssehub_test_support::{log_segments, wait_for_port, EventStream, TempDir};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ssehub");
 
 /// How long a test waits for a hub to start or for a stream to move before it fails.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `ssehub serve --listen 127.0.0.1:0 ARGS` with `env` added, standard output piped (its
 /// first line names the address), standard error discarded. The `MERCURE_*` variables of
@@ -44,14 +43,6 @@ where
     }
     command.stdout(Stdio::piped()).stderr(Stdio::null());
     command
-}
-
-/// The URL in the hub's first line of output, `listening on http://ADDR`.
-pub fn listening_url(line: &str) -> String {
-    line.trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("first line of the hub: {line:?}"))
-        .to_owned()
 }
 
 /// A hub process for async tests, killed (SIGKILL) when dropped.
@@ -98,41 +89,13 @@ impl Hub {
     }
 }
 
-/// A hub process for plain (not async) tests, killed when dropped.
-pub struct HubProcess {
-    pub child: std::process::Child,
-    pub url: String,
-}
-
-impl HubProcess {
-    /// Starts `ssehub serve` (see [`serve_command`]) and reads its address.
-    pub fn start<I, S>(args: I, env: &[(&str, &str)]) -> HubProcess
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut child = serve_command(args, env).spawn().expect("start the hub");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .expect("read the hub's first line");
-        HubProcess {
-            child,
-            url: listening_url(&line),
-        }
-    }
-
-    /// `HOST:PORT`, for raw sockets.
-    pub fn addr(&self) -> &str {
-        self.url.strip_prefix("http://").unwrap()
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `ssehub serve` (see [`serve_command`]) for plain (not async) tests, killed when dropped.
+pub fn serve_process<I, S>(args: I, env: &[(&str, &str)]) -> HubProcess
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    HubProcess::start(serve_command(args, env))
 }
 
 /// Runs `ssehub ARGS` (the whole command line, subcommand included), expects it to fail
@@ -152,31 +115,14 @@ pub fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
 }
 
 /// A new empty directory under the system's temporary directory, unique to this test
-/// process and call.
+/// process and call. It stays after the test: a hub process may still be writing in it.
 pub fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "ssehub-test-{name}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir::new(name).keep()
 }
 
 /// How many segment files (`*.log`) of the durable log are in `dir` now.
 pub fn segment_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count()
+    log_segments(dir).len()
 }
 
 /// Publishes `data` on `topic` to the hub at `url` and returns the id of the `200` answer.
@@ -199,37 +145,9 @@ pub async fn read_events(
     n: usize,
 ) -> (Vec<ParsedEvent>, Vec<ParsedEvent>) {
     assert_eq!(response.status(), 200, "subscribe");
-    let mut body = response.bytes_stream();
-    let mut parser = Parser::new();
-    let (mut control, mut events) = (Vec::new(), Vec::new());
-    while events.len() < n {
-        let chunk = tokio::time::timeout(WAIT, body.next())
-            .await
-            .expect("the stream stalled")
-            .expect("the stream ended")
-            .unwrap();
-        let mut items = Vec::new();
-        parser.feed(&chunk, &mut items);
-        for item in items {
-            if let ParserItem::Event(event) = item {
-                if event.event.starts_with("ssehub-") {
-                    control.push(event);
-                } else {
-                    events.push(event);
-                }
-            }
-        }
-    }
-    (control, events)
-}
-
-/// A port nothing listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    EventStream::new(response.bytes_stream(), WAIT)
+        .split_control(n)
+        .await
 }
 
 /// A `redis-server` of the test's own, with append-only persistence in a temporary dir.
@@ -263,17 +181,7 @@ impl Redis {
                 panic!("cannot start redis-server ({e}): install it with `apt-get install -y redis-server`")
             });
         self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for_port(self.port, WAIT, "redis-server").await;
         self
     }
 

@@ -1,41 +1,14 @@
-//! Helpers shared by the integration tests: temporary directories and small event makers.
+//! Helpers shared by the store's integration tests: small event makers, options, reading
+//! everything back, disk use. Temporary directories and the segment file listing come from
+//! ssehub-test-support, which the other crates' tests use too.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use ssehub_core::{Event, EventId, NewEvent, Retention, Store, Topic};
 use ssehub_store_log::{LogOptions, LogStore, SyncMode};
-
-/// A directory under the system temporary directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "ssehub-store-log-{tag}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use ssehub_test_support::{log_segments as segments, TempDir};
 
 pub fn no_retention() -> Retention {
     Retention {
@@ -80,17 +53,6 @@ pub fn read_all(store: &dyn Store, page: usize) -> Vec<std::sync::Arc<Event>> {
             return out;
         }
     }
-}
-
-/// The segment files in `dir`, oldest first.
-pub fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
-    v
 }
 
 pub fn disk_use(dir: &Path) -> u64 {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use ssehub::{Config, Dialect, RouteSpec, Routes};
 
 use crate::auth::{b64, hs256, now, publisher_token, secured, PUB_SECRET, SUB_SECRET};
-use crate::support::{metric, TestHub};
+use crate::support::{metric, TestHub, WAIT};
 
 /// The topic's last event id (`null` when nothing was ever published there).
 async fn last_id(hub: &TestHub, topic: &str) -> Value {
@@ -15,17 +15,14 @@ async fn last_id(hub: &TestHub, topic: &str) -> Value {
         .clone()
 }
 
-/// The status code of a raw HTTP/1.1 GET of `target` (for what an HTTP client will not send).
+/// The status code of a raw HTTP/1.1 GET of `target` (for what an HTTP client will not
+/// send), or `closed` when the hub closed without an answer.
 async fn raw_status(hub: &TestHub, target: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
     let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
-    // The hub may answer and close before it has read the whole head.
-    let _ = socket.write_all(head.as_bytes()).await;
-    let mut answer = vec![0; 64];
-    let n = socket.read(&mut answer).await.unwrap_or(0);
-    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
-    answer.split(' ').nth(1).unwrap_or("closed").to_owned()
+    ssehub_test_support::raw_status(hub.addr, head.as_bytes(), false, WAIT)
+        .await
+        .expect("an answer or a close")
+        .map_or_else(|| "closed".to_owned(), |code| code.to_string())
 }
 
 fn alias_routes() -> Routes {

@@ -22,7 +22,7 @@ async fn close_by_publish_ends_streams_and_reconnects_get_204() {
         ["50%", "100%"],
         "the final event, then the stream ends"
     );
-    assert!(sse.ended);
+    assert!(sse.ended());
     // A subscriber of another, open topic stays connected.
     assert_eq!(both.event().await.data, "50%");
     assert_eq!(both.event().await.data, "100%");

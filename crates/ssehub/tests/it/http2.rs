@@ -107,7 +107,7 @@ async fn several_streams_share_one_h2c_connection() {
     for sse in &mut streams {
         let rest = sse.rest().await;
         assert!(rest.is_empty(), "{rest:?}");
-        assert!(sse.ended);
+        assert!(sse.ended());
     }
 }
 

@@ -35,10 +35,10 @@ async fn shutdown_ends_open_streams_and_returns() {
             1,
             "queued events are written before the stream ends"
         );
-        assert!(s.ended);
+        assert!(s.ended());
     }
     stats.rest().await;
-    assert!(stats.ended, "the stats stream ends with the hub");
+    assert!(stats.ended(), "the stats stream ends with the hub");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
