@@ -9,7 +9,7 @@
 #   bench/publish-ab.sh OUT REPEAT "publish0 publish1k" ssehub-before=/path/ssehub ssehub=/path/ssehub nchan
 #   bench/report.py OUT          # tables; ratios are against the hub labelled ssehub
 #
-# Scenarios as in run-all.sh: publish0 (20,000 publishes on 4 connections, no subscribers),
+# Scenarios as in run-all.sh: idle19k and fanout10k (for memory and fan-out), publish0 (20,000 publishes on 4 connections, no subscribers),
 # publish1k (1,000 publishes, 1,000 subscribers), and publish100k (100,000 publishes, no
 # subscribers: a longer window, steadier CPU figures).
 set -u
@@ -40,10 +40,13 @@ done
 k=0
 for rep in $(seq 1 "$REPEAT"); do
   for sc in $SCENARIOS; do
+    MODE=publish
     case $sc in
       publish0) ARGS=(-m 20000 --pub-conns 4) ;;
       publish100k) ARGS=(-m 100000 --pub-conns 4) ;;
       publish1k) ARGS=(-n 1000 -m 1000 --pub-conns 4 --drain-timeout 120) ;;
+      idle19k) MODE=idle ARGS=(-n 19000 --hold 20) ;;
+      fanout10k) MODE=fanout ARGS=(-n 10000 -m 100 -r 100 --pub-conns 4 --drain-timeout 120) ;;
       *) log "unknown scenario $sc"; exit 1 ;;
     esac
     for hub in "$@"; do
@@ -64,7 +67,7 @@ for rep in $(seq 1 "$REPEAT"); do
       PEER_ARGS[1]=$label
       k=$((k + 1))
       json="$OUT/$label.$sc.$rep.json"
-      cmd=("$GEN" publish "${ARGS[@]}" "${PEER_ARGS[@]}" --src-base "127.$((k % 100 + 60)).0.2" --json "$json")
+      cmd=("$GEN" "$MODE" "${ARGS[@]}" "${PEER_ARGS[@]}" --src-base "127.$((k % 100 + 60)).0.2" --json "$json")
       busy=$(busy_now)
       echo "$label $sc $rep (waited ${waited}s for others; machine busy before: $busy cores; load $(cut -d' ' -f1-3 /proc/loadavg)): ${cmd[*]}" >>"$OUT/run.txt"
       timeout 300 "${cmd[@]}" >/dev/null 2>"$OUT/$label.$sc.$rep.log" ||

@@ -22,6 +22,13 @@ use tokio::net::TcpListener;
 
 use crate::config::{Layer, Settings, StoreChoice};
 
+/// mimalloc rather than the system allocator: every open stream is a handful of small
+/// allocations made between larger short-lived ones (the request head, the setup), and
+/// mimalloc's size-class pages do not leave the holes between them that glibc's heap does
+/// (BENCHMARKS.md, "Idle connections").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ssehub",

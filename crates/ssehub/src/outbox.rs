@@ -59,6 +59,9 @@ struct Inner {
     /// pushed once per topic, and queued once.
     last: EventId,
     closed: Option<CloseReason>,
+    /// A heartbeat is owed to an idle stream: a flag, not a queued item, so a heartbeat to
+    /// every idle stream allocates nothing.
+    beat: bool,
     /// The stream waiting for items, if it is waiting.
     waker: Option<Waker>,
 }
@@ -66,6 +69,8 @@ struct Inner {
 /// What [`Outbox::drain`] found.
 pub enum Drained {
     Items(VecDeque<Item>),
+    /// Nothing queued but a heartbeat (the caller has the bytes).
+    Heartbeat,
     /// Nothing queued; the waker is registered.
     Empty,
     /// Nothing queued and nothing will come.
@@ -81,6 +86,7 @@ impl Outbox {
                 limit: u32::try_from(limit).unwrap_or(u32::MAX),
                 last: EventId::ZERO,
                 closed: None,
+                beat: false,
                 waker: None,
             }),
         }
@@ -108,6 +114,16 @@ impl Outbox {
             return Ok(());
         }
         Self::push(&mut inner, Item::Raw(bytes))
+    }
+
+    /// Owes the stream a heartbeat. An idle stream gets a flag; one with items queued gets
+    /// nothing, as what it is about to write keeps the connection alive as well.
+    pub fn push_heartbeat(&self) {
+        let mut inner = self.lock();
+        if inner.closed.is_none() && inner.items.is_empty() {
+            inner.beat = true;
+            Self::wake(&mut inner);
+        }
     }
 
     fn push(inner: &mut Inner, item: Item) -> Result<(), CloseReason> {
@@ -159,12 +175,16 @@ impl Outbox {
         let mut inner = self.lock();
         if !inner.items.is_empty() {
             inner.bytes = 0;
+            inner.beat = false;
             // Take the whole queue, allocation and all: no copy, and an idle outbox keeps no
             // capacity from its last burst.
             return Drained::Items(std::mem::take(&mut inner.items));
         }
         if let Some(reason) = inner.closed {
             return Drained::Closed(reason);
+        }
+        if std::mem::take(&mut inner.beat) {
+            return Drained::Heartbeat;
         }
         match &inner.waker {
             Some(w) if w.will_wake(waker) => {}
@@ -217,6 +237,24 @@ mod tests {
             Drained::Closed(CloseReason::Overflow)
         ));
         assert_eq!(outbox.push_event(&event(3, "x")), Ok(false));
+    }
+
+    #[test]
+    fn a_heartbeat_is_a_flag_on_an_idle_outbox_and_nothing_behind_items() {
+        let outbox = Outbox::new(1 << 20);
+        outbox.push_heartbeat();
+        assert!(matches!(outbox.drain(Waker::noop()), Drained::Heartbeat));
+        assert!(matches!(outbox.drain(Waker::noop()), Drained::Empty));
+        outbox.push_event(&event(1, "x")).unwrap();
+        outbox.push_heartbeat();
+        assert_eq!(items(&outbox).len(), 1);
+        assert!(matches!(outbox.drain(Waker::noop()), Drained::Empty));
+        outbox.close(CloseReason::Shutdown);
+        outbox.push_heartbeat();
+        assert!(matches!(
+            outbox.drain(Waker::noop()),
+            Drained::Closed(CloseReason::Shutdown)
+        ));
     }
 
     #[test]

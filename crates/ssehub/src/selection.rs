@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use ssehub_core::{Event, Topic};
@@ -63,7 +64,9 @@ pub struct Selection {
     pub private: PrivateAccess,
     /// When the stream must end, in milliseconds since the Unix epoch: the token's `exp`
     /// (or the configured stream lifetime). Checked by the hub's expiry tick.
-    pub deadline: Option<u64>,
+    /// Non-zero so the field takes 8 bytes (every subscriber has a selection); see
+    /// [`Selection::set_deadline`].
+    pub deadline: Option<NonZeroU64>,
     /// Set by the protocol that built the selection when it wants to hear of the
     /// subscription's start and end (the Mercure endpoint: subscription events and API).
     /// `None` costs the hub nothing.
@@ -77,6 +80,11 @@ impl Selection {
             topics,
             ..Selection::default()
         }
+    }
+
+    /// Sets when the stream must end (ms since the Unix epoch; 0 counts as already past).
+    pub fn set_deadline(&mut self, deadline: Option<u64>) {
+        self.deadline = deadline.map(|ms| NonZeroU64::new(ms).unwrap_or(NonZeroU64::MIN));
     }
 
     /// The topics the subscriber can receive events on, for [`ssehub_core::Store::locate_for`]:

@@ -179,6 +179,7 @@ impl Body for EventStream {
                         return this.written(bytes);
                     }
                 }
+                Drained::Heartbeat => return this.written(this.hub.heartbeat_bytes()),
                 Drained::Empty => return Poll::Pending,
                 Drained::Closed(reason) => {
                     if reason == CloseReason::Overflow {

@@ -182,7 +182,7 @@ fn open(
     if let Some(grants) = &grants {
         selection.private = grants.private_access();
     }
-    selection.deadline = auth::deadline(&hub.config, grants.as_ref());
+    selection.set_deadline(auth::deadline(&hub.config, grants.as_ref()));
     let selection = Arc::new(selection);
     let cursor = request
         .last_event_id

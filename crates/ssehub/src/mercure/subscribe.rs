@@ -119,7 +119,7 @@ pub(crate) fn open(
     if let Some(grants) = &grants {
         selection.private = grants.private_access();
     }
-    selection.deadline = auth::deadline(&hub.config, grants.as_ref());
+    selection.set_deadline(auth::deadline(&hub.config, grants.as_ref()));
     selection.hook = Some(Arc::new(SubscriberInfo {
         id: new_urn_uuid(),
         selectors,
