@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Cluster fan-out: the same subscribers on 1, 2 and 3 ssehub nodes sharing one Redis, against
 # one node without Redis (--memory); events published to node 0. Per configuration:
-# deliveries/s, p50/p99 latency, hub CPU summed over the nodes, Redis commands per publish.
+# deliveries/s, p50/p99 latency (all subscribers, node 0's, the other nodes'), hub CPU summed
+# over the nodes, Redis commands and Redis CPU per publish.
 #
 #   cargo build --release -p ssehub-cli -p ssehub-bench
 #   bench/cluster/run.sh                       # 6,000 subscribers, 100 events at 100/s, 3 reps
 #   SUBS=3000 REPS=1 CONFIGS="memory 1 3" bench/cluster/run.sh
+#   PROCS=8 CONFIGS="1 2 4 8" bench/cluster/run.sh   # Redis CPU per publish as nodes grow
 #
 # Results: bench/cluster/results/<UTC time>/ (JSON per run, redis commandstats, summary.md).
 set -euo pipefail
@@ -40,6 +42,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     gen_node_args
     wait_quiet
     redis-cli -p "$RPORT" config resetstat >/dev/null
+    redis-cli -p "$RPORT" info cpu >"$OUT/$name.redis-cpu0.txt"
     cmd=("$GEN" fanout -n "$SUBS" -k 1 -m "$EVENTS" -r "$RATE" --pub-conns "$PUB_CONNS" --procs "$PROCS"
       --ramp 4000 --src-base "127.50.$rep.2" --label "ssehub-$cfg" --drain-timeout 60
       "${GEN_ARGS[@]}" --json "$OUT/$name.json")
@@ -47,6 +50,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     log "$name: $nodes node(s), $mode"
     timeout 600 "${cmd[@]}" >/dev/null 2>"$OUT/$name.log" || log "$name: generator exited $?"
     redis-cli -p "$RPORT" info commandstats >"$OUT/$name.redis.txt"
+    redis-cli -p "$RPORT" info cpu >"$OUT/$name.redis-cpu1.txt"
     stop_nodes
   done
 done

@@ -237,6 +237,17 @@ fn merge_results(rs: &[Value]) -> (Value, Hist) {
     (v, h)
 }
 
+/// Latency per subscribe URL (`--sub-url` first, then each `--sub-url-extra`): process p
+/// subscribed on URL p mod `urls`, so a cluster run shows each node's publish→receive.
+fn latency_by_url(results: &[Value], urls: usize) -> Value {
+    let urls = urls.max(1);
+    let mut hists = vec![Hist::new(); urls];
+    for (p, r) in results.iter().enumerate() {
+        hists[p % urls].merge(&Hist::from_json(&r["hist"]));
+    }
+    Value::Array(hists.iter().map(Hist::summary_ms).collect())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Publisher
 
@@ -696,6 +707,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
     let (mut merged, mut hist) = (Value::Null, Hist::new());
     let mut hub_end = hub_pub1;
     let mut drained = Value::Null;
+    let mut by_url = Value::Null;
     if let Some(mut ks) = kids {
         let waited = ks
             .all(json!({"cmd": "wait", "expected": pubr.st.ok_per_topic, "timeout_ms": (o.drain_timeout * 1000.0) as u64}),
@@ -704,6 +716,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         drained = json!(waited.iter().all(|w| w["complete"] == true));
         let results = ks.finish().await?;
         (merged, hist) = merge_results(&results);
+        by_url = latency_by_url(&results, o.sub_urls().len());
     }
     if let Some(s) = sampler {
         out["bridge"] = s
@@ -761,6 +774,7 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
             "window_s": window_s,
             "bytes": merged["bytes"],
             "latency": hist.summary_ms(),
+            "latency_by_sub_url": by_url,
             "errors": merged["errors"],
         });
     }

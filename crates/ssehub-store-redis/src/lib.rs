@@ -1,10 +1,13 @@
 //! The Redis cluster engine: hub nodes that share one ordered history in a Redis stream.
 //!
 //! Publishing on any node is one `XADD` (Redis assigns the id, so ids mean the same on every
-//! node). Each node runs one reader that follows the stream with `XREAD BLOCK` and hands
-//! every entry to its hub ([`ssehub::Hub::deliver`]), which records it in the node's mirror
-//! of the history (a [`MemoryStore`]) and fans it out to the node's own subscribers. Redis
-//! work per publish is O(1) per node — one `XADD`, one entry read by each node's reader —
+//! node), answered as soon as Redis has replied: the answer does not wait for any node to
+//! read the event back. Each node runs one reader that follows the stream with `XREAD
+//! BLOCK` and hands every entry one read returned to its hub ([`ssehub::Hub::deliver_many`]),
+//! which records them in the node's mirror of the history (a [`MemoryStore`]) and fans them
+//! out to the node's own subscribers, in stream order — the accepting node's own events
+//! too, so no node delivers an event ahead of an earlier one published elsewhere. Redis
+//! work per publish is O(1) per node — one `XADD`, at most one read by each node's reader —
 //! never per subscriber. Replays are served from the mirror, which a node fills from the
 //! stream when it starts, so a node started later serves ids published before it started.
 //!
@@ -14,7 +17,7 @@
 
 mod fields;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,9 +26,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Value};
-use ssehub::{Engine, Hub, Published};
+use ssehub::{Engine, Hub};
 use ssehub_core::{Event, EventId, MemoryStore, NewEvent, Retention, Store, StoreError};
-use tokio::sync::oneshot;
 
 /// How a node joins a cluster.
 #[derive(Clone, Debug)]
@@ -55,10 +57,6 @@ impl RedisOptions {
 const READ_BATCH: usize = 512;
 /// How long one `XREAD` blocks before it is issued again.
 const READ_BLOCK: Duration = Duration::from_secs(2);
-/// Delivered counts kept for publishes whose answer has not asked yet.
-const RECENT_DELIVERIES: usize = 4096;
-/// How long a publish waits for its own node to deliver it before answering.
-const DELIVERY_WAIT: Duration = Duration::from_secs(2);
 /// How often a node reports its subscriber counts and reads the others'.
 const COUNTS_EVERY: Duration = Duration::from_secs(2);
 /// A node's report expires after this long (a dead node stops being counted).
@@ -71,7 +69,6 @@ pub struct RedisEngine {
     client: redis::Client,
     publisher: ConnectionManager,
     mirror: Arc<MemoryStore>,
-    deliveries: Mutex<Deliveries>,
     /// This node's name in the counts it reports.
     node: String,
     /// Subscribers per topic on the other nodes, as they last reported.
@@ -79,13 +76,6 @@ pub struct RedisEngine {
     /// Nodes that reported within [`COUNTS_TTL_SECS`], this one included: each node
     /// refreshes a key of its own every [`COUNTS_EVERY`], subscribers or not.
     nodes: AtomicUsize,
-}
-
-/// Publishes waiting to learn how many local subscribers their event reached.
-#[derive(Default)]
-struct Deliveries {
-    recent: VecDeque<(EventId, u64)>,
-    waiting: HashMap<EventId, oneshot::Sender<u64>>,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -118,7 +108,6 @@ impl RedisEngine {
             client,
             publisher,
             mirror,
-            deliveries: Mutex::new(Deliveries::default()),
             node: format!("{:016x}", rand_u64()),
             remote: Mutex::new(HashMap::new()),
             nodes: AtomicUsize::new(1),
@@ -221,15 +210,17 @@ impl RedisEngine {
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| unavailable("XREAD", e))?;
-            for (id, new) in fields::read_entries(&reply) {
-                let event = Arc::new(Event::assign(id, new));
-                let mirror = &self.mirror;
-                let delivered = hub.deliver(&event, |e| {
-                    mirror.insert(e.clone());
-                });
-                self.note_delivered(id, delivered);
-                *after = id;
-            }
+            // Everything appended since the last read, up to READ_BATCH, in one go.
+            let events: Vec<Arc<Event>> = fields::read_entries(&reply)
+                .into_iter()
+                .map(|(id, new)| Arc::new(Event::assign(id, new)))
+                .collect();
+            let Some(last) = events.last() else { continue };
+            let mirror = &self.mirror;
+            hub.deliver_many(&events, |e| {
+                mirror.insert(e.clone());
+            });
+            *after = last.id;
         }
     }
 
@@ -303,45 +294,8 @@ impl RedisEngine {
         Ok(())
     }
 
-    fn note_delivered(&self, id: EventId, delivered: u64) {
-        let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(waiter) = d.waiting.remove(&id) {
-            let _ = waiter.send(delivered);
-            return;
-        }
-        if d.recent.len() == RECENT_DELIVERIES {
-            d.recent.pop_front();
-        }
-        d.recent.push_back((id, delivered));
-    }
-
-    /// Subscribers this node queued `id` for, once its reader has delivered it.
-    async fn delivered(&self, id: EventId) -> u64 {
-        let waiter = {
-            let mut d = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(&(_, n)) = d.recent.iter().rev().find(|(i, _)| *i == id) {
-                return n;
-            }
-            let (tx, rx) = oneshot::channel();
-            d.waiting.insert(id, tx);
-            rx
-        };
-        match tokio::time::timeout(DELIVERY_WAIT, waiter).await {
-            Ok(Ok(n)) => n,
-            _ => {
-                // Acknowledged by Redis, not yet seen by this node's reader (it is
-                // reconnecting): the event is safe; this node just cannot count it yet.
-                self.deliveries
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .waiting
-                    .remove(&id);
-                0
-            }
-        }
-    }
-
-    async fn append(&self, new: NewEvent) -> Result<Published, StoreError> {
+    /// One `XADD`; the event as Redis numbered it, once Redis has replied.
+    async fn append(&self, new: NewEvent) -> Result<Arc<Event>, StoreError> {
         let mut conn = self.publisher.clone();
         let mut cmd = redis::cmd("XADD");
         cmd.arg(&self.key)
@@ -362,13 +316,7 @@ impl RedisEngine {
             Ok(Err(e)) => return Err(unavailable("XADD", e)),
             Err(_) => return Err(unavailable("XADD", "no answer in time")),
         };
-        let delivered = self.delivered(id).await;
-        let event = Arc::new(Event::assign(id, new));
-        Ok(Published {
-            id: event.wire_id(),
-            delivered,
-            event,
-        })
+        Ok(Arc::new(Event::assign(id, new)))
     }
 }
 
@@ -376,7 +324,7 @@ impl Engine for RedisEngine {
     fn publish(
         &self,
         new: NewEvent,
-    ) -> Pin<Box<dyn Future<Output = Result<Published, StoreError>> + Send + '_>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Event>, StoreError>> + Send + '_>> {
         Box::pin(self.append(new))
     }
 

@@ -36,12 +36,14 @@ type SubscriberId = u64;
 
 /// A cluster engine: the shared log every node publishes to and reads from.
 pub trait Engine: Send + Sync + 'static {
-    /// Appends `new` to the shared log and resolves once this node has delivered it
-    /// (through [`Hub::deliver`]); `StoreError::Unavailable` when the log cannot be reached.
+    /// Appends `new` to the shared log and resolves with the event (its id given by the
+    /// log) once the log holds it durably — not once any node has delivered it: every
+    /// node's reader, this one's too, delivers it later through [`Hub::deliver_many`], in
+    /// the log's order. `StoreError::Unavailable` when the log cannot be reached.
     fn publish(
         &self,
         new: NewEvent,
-    ) -> Pin<Box<dyn Future<Output = Result<Published, StoreError>> + Send + '_>>;
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<Event>, StoreError>> + Send + '_>>;
 
     /// Subscribers of `topic` on the other nodes, as last reported (the engine says how
     /// fresh). `/topics` adds them to this node's own.
@@ -137,7 +139,8 @@ pub enum SubscribeError {
 #[derive(Debug, Serialize)]
 pub struct Published {
     pub id: String,
-    /// Subscribers of this hub the event was queued for.
+    /// Subscribers of this hub the event was queued for. In cluster mode: the subscribers
+    /// of its topics known cluster-wide when the log took it ([`Hub::publish`]).
     pub delivered: u64,
     #[serde(skip)]
     pub event: Arc<Event>,
@@ -198,10 +201,12 @@ impl Hub {
     /// Publishes `new`: gives it an id, queues it for every subscriber of its topics (once
     /// per subscriber) and waits until the store has made it durable. A closing event ends
     /// the streams of subscribers whose topics are now all closed. With a cluster engine the
-    /// engine assigns the id and the event comes back through [`Hub::deliver`].
+    /// engine assigns the id, the answer comes once the engine holds the event, and the
+    /// event reaches subscribers (this node's too) through [`Hub::deliver_many`].
     pub async fn publish(self: &Arc<Self>, new: NewEvent) -> Result<Published, StoreError> {
         if let Some(engine) = self.engine.get() {
-            return engine.publish(new).await;
+            let event = engine.publish(new).await?;
+            return Ok(self.cluster_published(engine.as_ref(), event));
         }
         let published = {
             let mut state = self.lock();
@@ -235,7 +240,8 @@ impl Hub {
         if let Some(engine) = self.engine.get() {
             let mut published = Vec::with_capacity(batch.len());
             for new in batch {
-                published.push(engine.publish(new).await?);
+                let event = engine.publish(new).await?;
+                published.push(self.cluster_published(engine.as_ref(), event));
             }
             return Ok(published);
         }
@@ -288,13 +294,49 @@ impl Hub {
         Ok(published)
     }
 
-    /// Fans out an event whose id was given elsewhere (a cluster engine's shared log), after
-    /// `record` has stored it in the local history — both under the hub's lock, so the
-    /// replay/live seam stays exact. Returns the subscribers it was queued for.
-    pub fn deliver(&self, event: &Arc<Event>, record: impl FnOnce(&Arc<Event>)) -> u64 {
-        let mut state = self.lock();
-        record(event);
-        self.fan_out(&mut state, event)
+    /// Fans out events whose ids were given elsewhere (a cluster engine's shared log), in
+    /// order, each after `record` has stored it in the local history — both under the
+    /// hub's lock, so the replay/live seam stays exact. A reader hands over everything one
+    /// read returned; the lock is taken per event, so a publish's answer (which counts
+    /// subscribers under it) waits for at most one event's fan-out.
+    pub fn deliver_many(&self, events: &[Arc<Event>], record: impl Fn(&Arc<Event>)) {
+        for event in events {
+            let mut state = self.lock();
+            record(event);
+            self.fan_out(&mut state, event);
+        }
+    }
+
+    /// The answer to a publish the cluster's log has taken. Nothing was delivered yet, so
+    /// `delivered` is the event's reach as known now: this node's subscribers of its topics
+    /// and patterns that select it, plus the other nodes' subscribers of its topics as they
+    /// last reported them (at most a few seconds old). Counted per topic.
+    fn cluster_published(&self, engine: &dyn Engine, event: Arc<Event>) -> Published {
+        let remote: usize = event
+            .topics
+            .iter()
+            .map(|t| engine.remote_subscribers(t.as_str()))
+            .sum();
+        let local = {
+            let state = self.lock();
+            let topical: usize = event
+                .topics
+                .iter()
+                .filter_map(|t| state.topics.get(t))
+                .map(|e| e.subscribers.len())
+                .sum();
+            let patterns = state
+                .pattern_subscribers
+                .values()
+                .filter(|s| s.selection.selects(&event))
+                .count();
+            topical + patterns
+        };
+        Published {
+            id: event.wire_id(),
+            delivered: (local + remote) as u64,
+            event,
+        }
     }
 
     /// Makes `engine` the source of ids and the path of every publish (cluster mode). Set
