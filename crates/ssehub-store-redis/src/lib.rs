@@ -76,6 +76,8 @@ pub struct RedisEngine {
     /// Nodes that reported within [`COUNTS_TTL_SECS`], this one included: each node
     /// refreshes a key of its own every [`COUNTS_EVERY`], subscribers or not.
     nodes: AtomicUsize,
+    /// The highest id this node's `XADD`s were answered with.
+    answered: Mutex<EventId>,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -111,6 +113,7 @@ impl RedisEngine {
             node: format!("{:016x}", rand_u64()),
             remote: Mutex::new(HashMap::new()),
             nodes: AtomicUsize::new(1),
+            answered: Mutex::new(EventId::ZERO),
         };
         engine.load(&mut conn, floor).await?;
         Ok(Arc::new(engine))
@@ -316,6 +319,8 @@ impl RedisEngine {
             Ok(Err(e)) => return Err(unavailable("XADD", e)),
             Err(_) => return Err(unavailable("XADD", "no answer in time")),
         };
+        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
+        *answered = (*answered).max(id);
         Ok(Arc::new(Event::assign(id, new)))
     }
 }
@@ -339,6 +344,10 @@ impl Engine for RedisEngine {
 
     fn nodes(&self) -> Option<usize> {
         Some(self.nodes.load(Ordering::Relaxed))
+    }
+
+    fn answered(&self, id: EventId) -> bool {
+        id <= *self.answered.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -89,7 +89,12 @@ pub(crate) fn open_with(
             match located {
                 Locate::Found(position) => Some(position),
                 Locate::Expired => Some(reset(&hub, &mut opening, "expired", id)),
-                Locate::Unknown => Some(reset(&hub, &mut opening, "unknown", id)),
+                // An id this cluster node answered a publish with, which its reader has not
+                // delivered yet: complete from there (the live feed brings the rest).
+                Locate::Unknown => match id.parse::<EventId>() {
+                    Ok(position) if hub.cluster_answered(position) => Some(position),
+                    _ => Some(reset(&hub, &mut opening, "unknown", id)),
+                },
             }
         }
     };

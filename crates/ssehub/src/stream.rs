@@ -60,7 +60,10 @@ impl EventStream {
             hub,
             subscription,
             start: Some(Box::new(start)),
-            through: EventId::ZERO,
+            // The client has what is at or before its position: a live event there (a
+            // cluster node's reader catching up to an id the client got from this node's
+            // publish answer) is not written again.
+            through: replay_after.unwrap_or(EventId::ZERO),
         }
     }
 
@@ -103,7 +106,7 @@ impl EventStream {
                 }
             };
             replay.after = page.through;
-            self.through = page.through;
+            self.through = self.through.max(page.through);
             if page.at_head {
                 if let Some(start) = self.start.as_mut() {
                     start.replay = None;

@@ -56,6 +56,13 @@ pub trait Engine: Send + Sync + 'static {
     fn nodes(&self) -> Option<usize> {
         None
     }
+
+    /// True when the log took `id` through this node (a publish it answered), whether or
+    /// not this node's reader has delivered it yet: a client resuming from it is not lost.
+    fn answered(&self, id: EventId) -> bool {
+        let _ = id;
+        false
+    }
 }
 
 /// Events a batch publish stores and fans out under one hold of the hub's lock.
@@ -587,6 +594,12 @@ impl Hub {
     /// stats stream) end when they see it.
     pub fn is_shutting_down(&self) -> bool {
         self.lock().shutting_down
+    }
+
+    /// Cluster mode: `id` was answered by this node's publishes, though its reader may not
+    /// have delivered it yet (see [`Engine::answered`]).
+    pub fn cluster_answered(&self, id: EventId) -> bool {
+        self.engine.get().is_some_and(|e| e.answered(id))
     }
 
     /// Nodes in the cluster as the engine last saw them; `None` without a cluster engine.
