@@ -16,7 +16,7 @@ use lapin::{Connection, ConnectionProperties};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 
-use crate::{poisoned, publish_once, Bridge, RunResult};
+use crate::{now, poisoned, publish_once, ready, Bridge, RunResult};
 
 pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) -> RunResult {
     let properties = ConnectionProperties::default()
@@ -70,42 +70,54 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
         .map_err(|e| format!("consume {queue}: {e}"))?;
     status.set_state(BridgeState::Running);
     tracing::info!(bridge = %bridge.name, queue = %queue, "bridge consuming");
-    while let Some(delivery) = deliveries.next().await {
-        let delivery = delivery.map_err(|e| format!("delivery: {e}"))?;
-        BridgeStatus::add(&status.received, 1);
-        let routing_key = delivery.routing_key.as_str().to_owned();
-        let at = format!("queue {queue} delivery {}", delivery.delivery_tag);
-        match bridge.mapping.event(
-            &routing_key,
-            &delivery.data,
-            None,
-            &[],
-            hub.config.max_payload,
-        ) {
-            Ok(mut new) => {
-                if new.custom_id.is_none() {
-                    if let Some(id) = delivery.properties.message_id() {
-                        new.custom_id = WireId::new(id.as_str()).ok();
+    while let Some(first) = deliveries.next().await {
+        // This delivery and those already here (at most the prefetch): one publish for the
+        // lot, then one ack that covers them all.
+        let taken = ready(first, prefetch as usize, || now(&mut deliveries))
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("delivery: {e}"))?;
+        BridgeStatus::add(&status.received, taken.len() as u64);
+        let mut events = Vec::with_capacity(taken.len());
+        for delivery in &taken {
+            let routing_key = delivery.routing_key.as_str();
+            let id = delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|i| i.as_str());
+            match bridge.mapping.event(
+                routing_key,
+                &delivery.data,
+                None,
+                &[],
+                hub.config.max_payload,
+            ) {
+                Ok(mut new) => {
+                    if new.custom_id.is_none() {
+                        new.custom_id = id.and_then(|id| WireId::new(id).ok());
                     }
+                    events.push(new);
                 }
-                publish_once(hub, status, new).await?;
-            }
-            Err(poison) => {
-                let id = delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|i| i.as_str());
-                if let Some(parked) =
-                    poisoned(bridge, status, &at, &poison, &delivery.data, id, hub)
-                {
-                    publish_once(hub, status, parked).await?;
+                Err(poison) => {
+                    let at = format!("queue {queue} delivery {}", delivery.delivery_tag);
+                    events.extend(poisoned(
+                        bridge,
+                        status,
+                        &at,
+                        &poison,
+                        &delivery.data,
+                        id,
+                        hub,
+                    ));
                 }
             }
         }
-        // Durable in the hub's store (or poison): only now acknowledged.
-        delivery
-            .ack(BasicAckOptions::default())
+        publish_once(hub, status, events).await?;
+        // Durable in the hub's store (or poison): only now acknowledged, the last delivery's
+        // ack covering the ones before it.
+        let last = taken.last().expect("at least the first");
+        last.ack(BasicAckOptions { multiple: true })
             .await
             .map_err(|e| format!("ack: {e}"))?;
     }

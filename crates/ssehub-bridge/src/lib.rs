@@ -298,34 +298,75 @@ async fn run(hub: Arc<Hub>, bridge: Bridge, status: Arc<BridgeStatus>) {
     }
 }
 
-/// Publishes one message of an at-most-once source (NOTIFY, pub/sub): a message the hub
-/// refuses is counted and logged, and gone — the source keeps nothing to retry from.
+/// One message of an at-most-once source (NOTIFY, pub/sub, core NATS), as it came.
+pub(crate) struct Message {
+    /// The channel, subject or topic it came on.
+    pub channel: String,
+    pub payload: Vec<u8>,
+    /// Named tokens of the subject (`orders.{id}`), for the templates.
+    pub vars: Vec<(String, String)>,
+    /// Where it was in the source, for the logs.
+    pub at: String,
+}
+
+/// `first`, then whatever else `next` has ready, up to `max` in all. `next` must not wait:
+/// it returns `None` when nothing more is ready, so a lone message at a low rate goes on at
+/// once and a burst goes on as one batch.
+pub(crate) fn ready<T>(first: T, max: usize, mut next: impl FnMut() -> Option<T>) -> Vec<T> {
+    let mut taken = vec![first];
+    while taken.len() < max {
+        match next() {
+            Some(item) => taken.push(item),
+            None => break,
+        }
+    }
+    taken
+}
+
+/// The next item of `stream` if it has one ready, without waiting (`None` also when it has
+/// ended: the caller's next wait sees the end).
+pub(crate) fn now<S: futures_util::Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
+    use futures_util::{FutureExt as _, StreamExt as _};
+    stream.next().now_or_never().flatten()
+}
+
+/// The batch size of a bridge (`batch`, default 500).
+pub(crate) fn batch_size(bridge: &Bridge) -> usize {
+    bridge.spec.batch.unwrap_or(500).max(1)
+}
+
+/// Publishes messages of an at-most-once source, in their order, as one batch (one store
+/// append and one durability wait for the lot): a message that cannot be an event is poison
+/// (counted, logged, parked if configured); a batch the hub refuses is counted as failed and
+/// logged, and gone — the source keeps nothing to retry from.
 pub(crate) async fn forward(
     hub: &Arc<Hub>,
     bridge: &Bridge,
     status: &BridgeStatus,
-    channel: &str,
-    payload: &[u8],
-    vars: &[(String, String)],
-    at: &str,
+    messages: Vec<Message>,
 ) {
-    BridgeStatus::add(&status.received, 1);
-    let new = match bridge
-        .mapping
-        .event(channel, payload, None, vars, hub.config.max_payload)
-    {
-        Ok(new) => new,
-        Err(poison) => match poisoned(bridge, status, at, &poison, payload, None, hub) {
-            Some(parked) => parked,
-            None => return,
-        },
-    };
-    match hub.publish(new).await {
-        Ok(_) => BridgeStatus::add(&status.published, 1),
-        Err(e) => {
-            status.failed(format!("publish: {e}"));
-            tracing::warn!(bridge = %bridge.name, position = %at, error = %e, "a message could not be published");
+    BridgeStatus::add(&status.received, messages.len() as u64);
+    let mut events = Vec::with_capacity(messages.len());
+    for m in &messages {
+        match bridge.mapping.event(
+            &m.channel,
+            &m.payload,
+            None,
+            &m.vars,
+            hub.config.max_payload,
+        ) {
+            Ok(new) => events.push(new),
+            Err(poison) => {
+                events.extend(poisoned(
+                    bridge, status, &m.at, &poison, &m.payload, None, hub,
+                ));
+            }
         }
+    }
+    if let Err(e) = publish_batch(hub, status, events).await {
+        let first = messages.first().map_or("", |m| m.at.as_str());
+        status.failed(e.clone());
+        tracing::warn!(bridge = %bridge.name, position = %first, messages = messages.len(), error = %e, "messages could not be published");
     }
 }
 
@@ -335,26 +376,25 @@ pub(crate) fn already_published(hub: &Hub, custom: &str) -> bool {
     matches!(hub.store.locate(custom), Ok(ssehub_core::Locate::Found(_)))
 }
 
-/// Publishes one event of an at-least-once source, unless its id is already in the history
-/// (then it is counted as skipped). Returns once the store has it, so the caller may ack.
+/// Publishes events of an at-least-once source as one batch, leaving out those whose id is
+/// already in the history or earlier in the batch (a message delivered again after a crash;
+/// counted as skipped). Returns once the store has them all, so the caller may ack.
 pub(crate) async fn publish_once(
     hub: &Arc<Hub>,
     status: &BridgeStatus,
-    new: ssehub_core::NewEvent,
+    events: Vec<ssehub_core::NewEvent>,
 ) -> Result<(), String> {
-    let seen = new
-        .custom_id
-        .as_ref()
-        .is_some_and(|id| already_published(hub, id.as_str()));
-    if seen {
-        BridgeStatus::add(&status.skipped, 1);
-        return Ok(());
-    }
-    hub.publish(new)
-        .await
-        .map_err(|e| format!("publish: {e}"))?;
-    BridgeStatus::add(&status.published, 1);
-    Ok(())
+    let mut ids = std::collections::HashSet::new();
+    let before = events.len();
+    let fresh: Vec<_> = events
+        .into_iter()
+        .filter(|new| match &new.custom_id {
+            Some(id) => !already_published(hub, id.as_str()) && ids.insert(id.clone()),
+            None => true,
+        })
+        .collect();
+    BridgeStatus::add(&status.skipped, (before - fresh.len()) as u64);
+    publish_batch(hub, status, fresh).await
 }
 
 /// Publishes a batch (nothing when empty) and counts it; returns once the store has it.

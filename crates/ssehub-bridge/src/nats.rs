@@ -16,7 +16,9 @@ use ssehub_core::WireId;
 use tokio::sync::mpsc;
 
 use crate::mapping::TokenPattern;
-use crate::{already_published, forward, poisoned, publish_batch, Bridge, RunResult};
+use crate::{
+    already_published, forward, now, poisoned, publish_batch, ready, Bridge, Message, RunResult,
+};
 
 /// Connects; the connection's events (a disconnection above all) arrive on the receiver.
 async fn connect(
@@ -65,16 +67,27 @@ pub(crate) async fn core(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus)
     status.set_state(BridgeState::Running);
     tracing::info!(bridge = %bridge.name, subjects = ?bridge.spec.channels, "bridge subscribed");
     let mut messages = futures_util::stream::select_all(subscriptions);
+    let batch = crate::batch_size(bridge);
     loop {
         tokio::select! {
             message = messages.next() => {
-                let Some((i, message)) = message else {
+                let Some(first) = message else {
                     return Err("the subscriptions ended".into());
                 };
-                let subject = message.subject.to_string();
-                let vars = patterns[i].capture(&subject);
-                let at = format!("subject {subject}");
-                forward(hub, bridge, status, &subject, &message.payload, &vars, &at).await;
+                let taken = ready(first, batch, || now(&mut messages));
+                let taken = taken
+                    .into_iter()
+                    .map(|(i, message)| {
+                        let subject = message.subject.to_string();
+                        Message {
+                            vars: patterns[i].capture(&subject),
+                            at: format!("subject {subject}"),
+                            payload: message.payload.to_vec(),
+                            channel: subject,
+                        }
+                    })
+                    .collect();
+                forward(hub, bridge, status, taken).await;
             }
             event = events.recv() => {
                 match event {

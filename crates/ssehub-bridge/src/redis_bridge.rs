@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use ssehub::{BridgeState, BridgeStatus, Hub};
 use ssehub_core::WireId;
 
-use crate::{already_published, forward, poisoned, publish_batch, Bridge, RunResult};
+use crate::{
+    already_published, forward, now, poisoned, publish_batch, ready, Bridge, Message, RunResult,
+};
 
 fn client(bridge: &Bridge) -> Result<redis::Client, String> {
     redis::Client::open(bridge.spec.url.as_str()).map_err(|e| format!("url: {e}"))
@@ -31,19 +33,21 @@ pub(crate) async fn pubsub(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
     status.set_state(BridgeState::Running);
     tracing::info!(bridge = %bridge.name, patterns = ?bridge.spec.channels, "bridge subscribed");
     let mut messages = pubsub.on_message();
-    while let Some(message) = messages.next().await {
-        let channel = message.get_channel_name().to_owned();
-        let at = format!("channel {channel}");
-        forward(
-            hub,
-            bridge,
-            status,
-            &channel,
-            message.get_payload_bytes(),
-            &[],
-            &at,
-        )
-        .await;
+    let batch = crate::batch_size(bridge);
+    while let Some(first) = messages.next().await {
+        let taken = ready(first, batch, || now(&mut messages))
+            .into_iter()
+            .map(|message| {
+                let channel = message.get_channel_name().to_owned();
+                Message {
+                    at: format!("channel {channel}"),
+                    payload: message.get_payload_bytes().to_vec(),
+                    vars: Vec::new(),
+                    channel,
+                }
+            })
+            .collect();
+        forward(hub, bridge, status, taken).await;
     }
     Err("the subscription ended".into())
 }
