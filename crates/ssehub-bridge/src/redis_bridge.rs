@@ -4,6 +4,7 @@
 //! crash is found in the history and skipped).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::streams::StreamReadReply;
@@ -14,6 +15,9 @@ use ssehub_core::WireId;
 use crate::{
     already_published, forward, now, poisoned, publish_batch, ready, Bridge, Message, RunResult,
 };
+
+/// How long one `XREADGROUP` waits for entries, in ms.
+const BLOCK_MS: u64 = 1000;
 
 fn client(bridge: &Bridge) -> Result<redis::Client, String> {
     redis::Client::open(bridge.spec.url.as_str()).map_err(|e| format!("url: {e}"))
@@ -53,8 +57,12 @@ pub(crate) async fn pubsub(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
 }
 
 pub(crate) async fn stream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) -> RunResult {
+    // The reads block for up to BLOCK_MS; the client's default answer timeout (500 ms) would
+    // call a quiet stream a failure and make the bridge reconnect with back-off.
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 10_000)));
     let mut conn = client(bridge)?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let group = bridge.spec.group.as_deref().unwrap_or("ssehub");
@@ -88,7 +96,7 @@ pub(crate) async fn stream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
             .arg("COUNT")
             .arg(batch)
             .arg("BLOCK")
-            .arg(1000)
+            .arg(BLOCK_MS)
             .arg("STREAMS");
         for key in &bridge.spec.channels {
             read.arg(key);
