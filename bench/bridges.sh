@@ -4,10 +4,11 @@
 # baseline in the same run. For each of baseline and the sources, a fresh hub and:
 #   latency:    --subs subscribers, --lat-events events at --lat-rate/s, --lat-reps times (the
 #               table has the medians); p50/p99 source → subscriber
-#   throughput: --subs subscribers, --tput-events events flat out; events/s at the subscribers and
-#               into the hub (ssehub_bridge_published_total on /metrics)
-#   ingest:     no subscribers, --ingest-events flat out, the hub given --ingest-s to take them:
-#               the bridge and the store alone
+#   throughput: --subs subscribers, --tput-events events flat out, --tput-reps times; events/s at
+#               the subscribers and into the hub (ssehub_bridge_published_total on /metrics)
+#   ingest:     no subscribers, --ingest-events flat out, the hub given --ingest-s to take them,
+#               --tput-reps times: the bridge and the store alone
+#   floor:      pg-notify, nats and jetstream without the hub (source-floor), --floor-reps times
 # Added latency = a source's p50/p99 minus the baseline's at the same rate. --hub-toml adds
 # top-level keys to every hub's config file (e.g. 'sync = "never"', to see what the durable
 # wait costs a bridge).
@@ -17,8 +18,9 @@
 #   bench/bridges.sh --sources "pg-outbox nats" --tput-events 20000
 #
 # Needs, on loopback: PostgreSQL (5432, user postgres, database test), NATS with JetStream
-# (4222), Redis (6379), RabbitMQ (5672, guest), Mosquitto (1883). Every name it creates is
-# unique to the run and removed at the end.
+# (4222), Redis (6379), RabbitMQ (5672, guest); and `mosquitto` on the PATH (the run starts its
+# own, see below; --mqtt-url uses a running broker instead). Every name it creates is unique to
+# the run and removed at the end.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +31,8 @@ SUBS=1000
 LAT_EVENTS=2000
 LAT_RATE=200
 LAT_REPS=3
+TPUT_REPS=3
+FLOOR_REPS=3
 TPUT_EVENTS=10000
 INGEST_EVENTS=50000
 INGEST_S=30
@@ -40,7 +44,8 @@ PG_URL="postgres://postgres@127.0.0.1:5432/test"
 NATS_URL="nats://127.0.0.1:4222"
 REDIS_URL="redis://127.0.0.1:6379"
 AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
-MQTT_URL="mqtt://127.0.0.1:1883"
+MQTT_URL=""
+MQTT_PORT=27911
 while (($#)); do
   case "$1" in
     --sources) SOURCES="$2"; shift 2 ;;
@@ -48,6 +53,8 @@ while (($#)); do
     --lat-events) LAT_EVENTS="$2"; shift 2 ;;
     --lat-rate) LAT_RATE="$2"; shift 2 ;;
     --lat-reps) LAT_REPS="$2"; shift 2 ;;
+    --tput-reps) TPUT_REPS="$2"; shift 2 ;;
+    --floor-reps) FLOOR_REPS="$2"; shift 2 ;;
     --hub-toml) HUB_TOML="$2"; shift 2 ;;
     --tput-events) TPUT_EVENTS="$2"; shift 2 ;;
     --ingest-events) INGEST_EVENTS="$2"; shift 2 ;;
@@ -55,6 +62,8 @@ while (($#)); do
     --batch) BATCH="$2"; shift 2 ;;
     --port) PORT="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
+    --mqtt-url) MQTT_URL="$2"; shift 2 ;;
+    --pg-url) PG_URL="$2"; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -66,8 +75,23 @@ HUB_URL="http://127.0.0.1:$PORT"
   echo "date: $(date -u +%FT%TZ)"
   echo "commit: $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- crates || echo ' (+ uncommitted changes)')"
   echo "machine: $(nproc) cores, $(uptime)"
-  echo "command: bench/bridges.sh --sources \"$SOURCES\" --subs $SUBS --lat-events $LAT_EVENTS --lat-rate $LAT_RATE --lat-reps $LAT_REPS --hub-toml '$HUB_TOML' --tput-events $TPUT_EVENTS --ingest-events $INGEST_EVENTS --ingest-s $INGEST_S --batch $BATCH"
+  echo "command: bench/bridges.sh --sources \"$SOURCES\" --subs $SUBS --lat-events $LAT_EVENTS --lat-rate $LAT_RATE --lat-reps $LAT_REPS --tput-reps $TPUT_REPS --floor-reps $FLOOR_REPS --pg-url '$PG_URL' --hub-toml '$HUB_TOML' --tput-events $TPUT_EVENTS --ingest-events $INGEST_EVENTS --ingest-s $INGEST_S --batch $BATCH"
 } >"$OUT/run.txt"
+
+# MQTT: unless --mqtt-url names a broker, a mosquitto of the run's own on $MQTT_PORT whose
+# queue per client holds a whole run (max_queued_messages; the default of 1,000 drops the rest
+# of a flat-out run) and which lets a batch's worth be in flight to the bridge at once
+# (max_inflight_messages, default 20).
+MOSQUITTO_PID=""
+if [[ " $SOURCES " == *" mqtt "* && -z "$MQTT_URL" ]]; then
+  printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages %s\n' \
+    "$MQTT_PORT" 500 >"$OUT/mosquitto.conf"
+  mosquitto -c "$OUT/mosquitto.conf" >"$OUT/mosquitto.log" 2>&1 &
+  MOSQUITTO_PID=$!
+  wait_port "$MQTT_PORT" 10 || log "mosquitto did not open $MQTT_PORT; see $OUT/mosquitto.log"
+  echo "mqtt: mosquitto -c $OUT/mosquitto.conf ($(tr '\n' ';' <"$OUT/mosquitto.conf"))" >>"$OUT/run.txt"
+fi
+MQTT_URL="${MQTT_URL:-mqtt://127.0.0.1:$MQTT_PORT}"
 
 # The source's URL, its target (channel/table/subject/key/queue/topic) and the [[bridge]] table.
 source_of() { # SOURCE → sets URL TARGET STREAM BRIDGE_TOML
@@ -170,6 +194,32 @@ run_gen() { # SOURCE RUN ARGS...
   timeout 300 "${cmd[@]}" >/dev/null 2>"$OUT/$s.$run.log" || log "$s $run failed (see $OUT/$s.$run.log)"
 }
 
+# The source alone (ssehub-bench source-floor: the same producer, a bare consumer of the
+# bridge's client crate, no hub), --ingest-events messages, --floor-reps times, where the
+# generator has a bare consumer. JetStream gets a stream of its own: the bridge's would replay.
+floor() { # SOURCE
+  local s=$1 url=$URL target=$TARGET stream="" batch=$BATCH rep
+  case "$s" in
+    pg-notify | nats) ;;
+    jetstream) target="ssehub_bench_jsf.$TAG"; stream="SSEHUB_BENCH_FLOOR_$TAG"; batch=500
+      "$GEN" source-admin setup --source "$s" --source-url "$url" --source-target "$target" --stream "$stream" ||
+        { log "$s floor: setup failed"; return; } ;;
+    *) return ;;
+  esac
+  for ((rep = 1; rep <= FLOOR_REPS; rep++)); do
+    local cmd=("$GEN" source-floor --source "$s" --source-url "$url" --source-target "$target"
+      --stream "$stream" -m "$INGEST_EVENTS" --source-batch "$batch" --timeout "$INGEST_S")
+    echo "$s.floor.$rep: ${cmd[*]}" >>"$OUT/run.txt"
+    log "$s floor $rep"
+    timeout 300 "${cmd[@]}" >"$OUT/$s.floor.$rep.json" 2>"$OUT/$s.floor.$rep.log" ||
+      log "$s floor $rep failed (see $OUT/$s.floor.$rep.log)"
+  done
+  if [[ -n "$stream" ]]; then
+    "$GEN" source-admin teardown --source "$s" --source-url "$url" --source-target "$target" --stream "$stream" --bridge "floor" ||
+      log "$s floor: teardown failed"
+  fi
+}
+
 for s in baseline $SOURCES; do
   source_of "$s" || continue
   if [[ "$s" != baseline ]]; then
@@ -182,17 +232,24 @@ for s in baseline $SOURCES; do
       run_gen "$s" "latency.$rep" -n "$SUBS" -m "$LAT_EVENTS" -r "$LAT_RATE" --pub-conns 1
       settle
     done
-    run_gen "$s" throughput -n "$SUBS" -m "$TPUT_EVENTS" -r 0 --pub-conns 16
-    settle
+    for ((rep = 1; rep <= TPUT_REPS; rep++)); do
+      run_gen "$s" "throughput.$rep" -n "$SUBS" -m "$TPUT_EVENTS" -r 0 --pub-conns 16
+      settle
+    done
     # Sent in well under a second by most producers; the hub gets --ingest-s to take them.
-    run_gen "$s" ingest -n 0 -m "$INGEST_EVENTS" -r 0 --pub-conns 16 --drain-timeout "$INGEST_S"
+    for ((rep = 1; rep <= TPUT_REPS; rep++)); do
+      run_gen "$s" "ingest.$rep" -n 0 -m "$INGEST_EVENTS" -r 0 --pub-conns 16 --drain-timeout "$INGEST_S"
+      settle
+    done
     curl -s "$HUB_URL/metrics" | grep '^ssehub_bridge' >"$OUT/$s.metrics.txt"
   fi
   stop_hub
+  floor "$s"
   if [[ "$s" != baseline ]]; then
     "$GEN" source-admin teardown --source "$s" --source-url "$URL" --source-target "$TARGET" --stream "$STREAM" --bridge "bench_$s" ||
       log "$s: teardown failed"
   fi
 done
+[[ -n "$MOSQUITTO_PID" ]] && kill "$MOSQUITTO_PID"
 python3 "$REPO/bench/bridges_report.py" "$OUT" | tee "$OUT/results.md"
 log "results in $OUT"

@@ -17,12 +17,21 @@ ORDER = ["baseline", "pg-outbox", "jetstream", "pg-notify", "nats",
          "redis-pubsub", "redis-stream", "amqp", "mqtt"]
 
 
-def load(d, source, run):
-    try:
-        with open(os.path.join(d, f"{source}.{run}.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+def runs(d, source, kind):
+    """Every run of a kind (`<source>.<kind>.json` or `.<kind>.<rep>.json`) that finished."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(d, f"{source}.{kind}*.json"))):
+        try:
+            with open(path) as f:
+                out.append(json.load(f))
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 def latency(d, source):
@@ -64,19 +73,24 @@ def main(d):
     for path in glob.glob(os.path.join(d, "baseline.latency*.json")):
         with open(path) as f:
             rate = json.load(f)["params"]["rate"]
-    out = []
-    out.append(f"Latency at {fmt(rate)} events/s (medians of the runs); throughput flat out; "
-               "ms; added = minus the baseline (POST /publish) in the same run.\n")
-    out.append("| source | ingest, no subscribers: events/s into the hub | 1k subscribers: "
-               "events/s into the hub | events/s at each subscriber | delivered | p50 | p99 "
-               "| added p50 | added p99 | goal |")
-    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out, counted = [], []
+    out.append(f"Latency at {fmt(rate)} events/s; throughput flat out; every figure the median "
+               "of its runs; ms; added = minus the baseline (POST /publish) in the same run.\n")
+    out.append("| source | ingest, no subscribers: events/s into the hub | floor, no hub: events/s "
+               "| ingest / floor | 1k subscribers: events/s into the hub | events/s at each "
+               "subscriber | delivered | p50 | p99 | added p50 | added p99 | goal |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in sources:
-        tput, ing = load(d, s, "throughput"), load(d, s, "ingest")
+        tputs, ings = runs(d, s, "throughput"), runs(d, s, "ingest")
+        floors = runs(d, s, "floor")
         p50, p99, lat_done, reps = latency(d, s)
-        ing_rate, hub_rate = into_hub(ing), into_hub(tput)
-        at_subs = tput["delivery"]["events_per_s"] if tput else None
-        done = (f'{tput["delivery"]["completeness"] * 100:.1f} %' if tput else "–")
+        ing_rate = median(into_hub(r) for r in ings)
+        hub_rate = median(into_hub(r) for r in tputs)
+        floor = median(r.get("consumed_per_s") for r in floors)
+        ratio = f"{ing_rate / floor:.2f}" if ing_rate and floor else "–"
+        at_subs = median(r["delivery"]["events_per_s"] for r in tputs)
+        done = (f'{min(r["delivery"]["completeness"] for r in tputs) * 100:.1f} %'
+                if tputs else "–")
         if lat_done is not None and lat_done < 1:
             done += f" (a latency run {lat_done * 100:.1f} %)"
         a50 = p50 - b50 if p50 is not None and b50 is not None and s != "baseline" else None
@@ -88,8 +102,12 @@ def main(d):
             ok = best >= want and (want50 is None or (a50 is not None and a50 <= want50))
             goal = (f"≥ {want // 1000}k/s" + (f", ≤ {want50:g} ms added p50" if want50 else "")
                     + (": **met**" if ok else ": **not met**"))
-        out.append(f"| {s} | {fmt(ing_rate)} | {fmt(hub_rate)} | {fmt(at_subs)} | {done} | "
-                   f"{fmt(p50, 2)} | {fmt(p99, 2)} | {fmt(a50, 2)} | {fmt(a99, 2)} | {goal} |")
+        counts = f"{len(ings)}/{len(tputs)}/{reps}/{len(floors)}"
+        out.append(f"| {s} | {fmt(ing_rate)} | {fmt(floor)} | {ratio} | {fmt(hub_rate)} | "
+                   f"{fmt(at_subs)} | {done} | {fmt(p50, 2)} | {fmt(p99, 2)} | {fmt(a50, 2)} | "
+                   f"{fmt(a99, 2)} | {goal} |")
+        counted.append(f"{s} {counts}")
+    out.append("\nRuns in each median (ingest/throughput/latency/floor): " + ", ".join(counted) + ".")
     print("\n".join(out))
 
 
