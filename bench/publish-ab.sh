@@ -16,6 +16,8 @@ set -u
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 OUT=$1 REPEAT=$2 SCENARIOS=$3
 shift 3
+# Absolute: the peers (nginx for nchan) run in directories below it.
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 export RUN_DIR="${RUN_DIR:-$OUT/run}"
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
