@@ -8,14 +8,21 @@
 #               the subscribers and into the hub (ssehub_bridge_published_total on /metrics)
 #   ingest:     no subscribers, --ingest-events flat out, the hub given --ingest-s to take them,
 #               --tput-reps times: the bridge and the store alone
-#   floor:      pg-notify, nats and jetstream without the hub (source-floor), --floor-reps times
-# Added latency = a source's p50/p99 minus the baseline's at the same rate. --hub-toml adds
+#   floor:      pg-notify, pg-outbox, nats and jetstream without the hub (source-floor):
+#               --ingest-events flat out, --floor-reps times; and a latency floor, the same
+#               producer paced as the latency runs (--lat-events at --lat-rate/s), --lat-reps
+#               times (p50/p99 source → bare consumer)
+# Added latency = a source's p50/p99 minus the baseline's at the same rate; bridge − floor =
+# what the bridge and the hub add to what the source itself takes. --hub-toml adds
 # top-level keys to every hub's config file (e.g. 'sync = "never"', to see what the durable
 # wait costs a bridge).
 # Results: bench/results/bridges-<UTC time>/ (<source>.<run>.json, .log, run.txt, results.md).
 #
 #   bench/bridges.sh                                   # baseline + all eight sources
 #   bench/bridges.sh --sources "pg-outbox nats" --tput-events 20000
+#   bench/bridges.sh --sources "pg-outbox pg-notify" --tput-reps 0 --floor-reps 0   # latency only
+# --pg-url takes libpq options, e.g. '...?options=-c%20synchronous_commit%3Doff' (every
+# session: the producer's commits then do not wait for the WAL flush).
 #
 # Needs, on loopback: PostgreSQL (5432, user postgres, database test), NATS with JetStream
 # (4222), Redis (6379), RabbitMQ (5672, guest); and `mosquitto` on the PATH (the run starts its
@@ -195,26 +202,38 @@ run_gen() { # SOURCE RUN ARGS...
 }
 
 # The source alone (ssehub-bench source-floor: the same producer, a bare consumer of the
-# bridge's client crate, no hub), --ingest-events messages, --floor-reps times, where the
-# generator has a bare consumer. JetStream gets a stream of its own: the bridge's would replay.
+# bridge's client crate, no hub), where the generator has a bare consumer: --ingest-events
+# messages flat out, --floor-reps times; then --lat-events at --lat-rate/s, --lat-reps times
+# (the latency floor). JetStream gets a stream of its own (the bridge's would replay), the
+# outbox a table of its own.
 floor() { # SOURCE
   local s=$1 url=$URL target=$TARGET stream="" batch=$BATCH rep
   case "$s" in
     pg-notify | nats) ;;
+    pg-outbox) target="${TARGET}_floor"
+      "$GEN" source-admin setup --source "$s" --source-url "$url" --source-target "$target" ||
+        { log "$s floor: setup failed"; return; } ;;
     jetstream) target="ssehub_bench_jsf.$TAG"; stream="SSEHUB_BENCH_FLOOR_$TAG"; batch=500
       "$GEN" source-admin setup --source "$s" --source-url "$url" --source-target "$target" --stream "$stream" ||
         { log "$s floor: setup failed"; return; } ;;
     *) return ;;
   esac
+  local base=("$GEN" source-floor --source "$s" --source-url "$url" --source-target "$target"
+    --stream "$stream" --source-batch "$batch")
+  floor_run() { # NAME ARGS...
+    local name=$1; shift
+    echo "$s.$name: ${base[*]} $*" >>"$OUT/run.txt"
+    log "$s $name"
+    timeout 300 "${base[@]}" "$@" >"$OUT/$s.$name.json" 2>"$OUT/$s.$name.log" ||
+      log "$s $name failed (see $OUT/$s.$name.log)"
+  }
   for ((rep = 1; rep <= FLOOR_REPS; rep++)); do
-    local cmd=("$GEN" source-floor --source "$s" --source-url "$url" --source-target "$target"
-      --stream "$stream" -m "$INGEST_EVENTS" --source-batch "$batch" --timeout "$INGEST_S")
-    echo "$s.floor.$rep: ${cmd[*]}" >>"$OUT/run.txt"
-    log "$s floor $rep"
-    timeout 300 "${cmd[@]}" >"$OUT/$s.floor.$rep.json" 2>"$OUT/$s.floor.$rep.log" ||
-      log "$s floor $rep failed (see $OUT/$s.floor.$rep.log)"
+    floor_run "floor.$rep" -m "$INGEST_EVENTS" --timeout "$INGEST_S"
   done
-  if [[ -n "$stream" ]]; then
+  for ((rep = 1; rep <= LAT_REPS; rep++)); do
+    floor_run "latfloor.$rep" -m "$LAT_EVENTS" --rate "$LAT_RATE" --timeout 30
+  done
+  if [[ -n "$stream" || "$s" == pg-outbox ]]; then
     "$GEN" source-admin teardown --source "$s" --source-url "$url" --source-target "$target" --stream "$stream" --bridge "floor" ||
       log "$s floor: teardown failed"
   fi

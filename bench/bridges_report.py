@@ -50,6 +50,17 @@ def latency(d, source):
     return med("p50_ms"), med("p99_ms"), min(r["completeness"] for r in runs), len(runs)
 
 
+def latency_floor(d, source):
+    """Medians over the latency floors (`<source>.latfloor.<rep>.json`, source-floor at the
+    latency runs' rate, no hub): (p50, p99, lowest share consumed, runs)."""
+    floors = [r for r in runs(d, source, "latfloor") if r.get("latency", {}).get("count")]
+    if not floors:
+        return None, None, None, 0
+    med = lambda k: statistics.median(r["latency"][k] for r in floors)  # noqa: E731
+    got = min(r["consumed"] / r["events"] for r in floors if r.get("events"))
+    return med("p50_ms"), med("p99_ms"), got, len(floors)
+
+
 def into_hub(r):
     """Events/s into the hub: the bridge's counter, or for the baseline the POSTs answered."""
     if r is None:
@@ -95,8 +106,8 @@ def main(d):
             done += f" (a latency run {lat_done * 100:.1f} %)"
         a50 = p50 - b50 if p50 is not None and b50 is not None and s != "baseline" else None
         a99 = p99 - b99 if p99 is not None and b99 is not None and s != "baseline" else None
-        goal = "–"
-        if s in GOALS:
+        goal = "– (no throughput runs)" if s in GOALS else "–"
+        if s in GOALS and (ings or tputs):
             want, want50 = GOALS[s]
             best = max(x for x in (ing_rate, hub_rate, 0) if x is not None)
             ok = best >= want and (want50 is None or (a50 is not None and a50 <= want50))
@@ -108,6 +119,33 @@ def main(d):
                    f"{fmt(a99, 2)} | {goal} |")
         counted.append(f"{s} {counts}")
     out.append("\nRuns in each median (ingest/throughput/latency/floor): " + ", ".join(counted) + ".")
+    lat_rows = []
+    for s in sources:
+        f50, f99, got, freps = latency_floor(d, s)
+        if not freps:
+            continue
+        p50, p99, _, reps = latency(d, s)
+        sub = lambda a, b: a - b if a is not None and b is not None else None  # noqa: E731
+        added, f_added, over = sub(p50, b50), sub(f50, b50), sub(p50, f50)
+        goal = "–"
+        want50 = GOALS.get(s, (None, None))[1]
+        if want50 is not None and over is not None:
+            goal = (f"≤ {want50:g} ms over the floor: "
+                    + ("**met**" if over <= want50 else f"**not met** (by {over - want50:.2f} ms)"))
+        lat_rows.append(
+            f"| {s} | {fmt(p50, 2)} | {fmt(p99, 2)} | {fmt(added, 2)} | {fmt(f50, 2)} | "
+            f"{fmt(f99, 2)} | {fmt(f_added, 2)} | {fmt(over, 2)} | {fmt(sub(p99, f99), 2)} | "
+            f"{got * 100:.1f} % | {reps}/{freps} | {goal} |")
+    if lat_rows:
+        out.append(f"\nLatency floor: source-floor at the same {fmt(rate)} events/s (the same "
+                   "producer, a bare consumer, no hub); ms, medians; POST = the baseline's p50 "
+                   f"({fmt(b50, 2)}); bridge − floor = what the bridge and the hub (with its "
+                   "1k subscribers) add to what the source itself takes.\n")
+        out.append("| source | bridge p50 | bridge p99 | bridge added p50 vs POST | floor p50 | "
+                   "floor p99 | floor added p50 vs POST | bridge − floor p50 | "
+                   "bridge − floor p99 | floor consumed | runs (bridge/floor) | goal |")
+        out.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        out.extend(lat_rows)
     print("\n".join(out))
 
 

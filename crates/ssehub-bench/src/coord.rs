@@ -15,7 +15,7 @@ use crate::child::{topic_name, ChildConfig};
 use crate::hist::Hist;
 use crate::http::{build_request, HttpConn, Url};
 use crate::procfs::{self, Sample};
-use crate::source::{Producer, Source};
+use crate::source::{pace, Producer, Source};
 use crate::sse::make_payload;
 use crate::{now_us, report, Opts};
 
@@ -419,13 +419,7 @@ async fn publish_source(
     let start_us = now_us();
     let mut j = 0;
     while j < events.len() {
-        let mut end = (j + batch).min(events.len());
-        if rate > 0.0 {
-            tokio::time::sleep_until(t0 + Duration::from_secs_f64(j as f64 / rate)).await;
-            // Only the events due by now (at least this one).
-            let due = (t0.elapsed().as_secs_f64() * rate) as usize + 1;
-            end = end.min(due.max(j + 1));
-        }
+        let end = pace(t0, j as u64, (j + batch).min(events.len()) as u64, rate).await as usize;
         let topic = topic_name(&o.topic_prefix, events[j].0);
         let send = now_us();
         let payloads: Vec<String> = events[j..end]

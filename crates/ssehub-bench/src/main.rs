@@ -56,7 +56,7 @@ enum Cmd {
     /// Create (setup) or remove (teardown) a source's stream, table or queue for a run.
     SourceAdmin(source::AdminOpts),
     /// The source alone: the `--source` producer and a bare consumer, no hub (pg-notify,
-    /// nats, jetstream).
+    /// pg-outbox, nats, jetstream); messages/s flat out, latency at a fixed --rate.
     SourceFloor(floor::FloorOpts),
     /// Internal: one subscriber process, driven over stdin/stdout by the coordinator.
     #[command(hide = true)]

@@ -327,6 +327,18 @@ impl Producer {
     }
 }
 
+/// At a fixed `rate` (events/s, from `t0`): waits until event `j` is due and returns the end
+/// of the write starting at it — at most `end`, and only the events due by now (at least
+/// `j`'s). Flat out (`rate` 0) returns `end` at once.
+pub async fn pace(t0: tokio::time::Instant, j: u64, end: u64, rate: f64) -> u64 {
+    if rate <= 0.0 {
+        return end;
+    }
+    tokio::time::sleep_until(t0 + Duration::from_secs_f64(j as f64 / rate)).await;
+    let due = (t0.elapsed().as_secs_f64() * rate) as u64 + 1;
+    end.min(due.max(j + 1))
+}
+
 /// `ssehub-bench source-admin`: creates or removes what a benchmark run's source needs.
 #[derive(clap::Args, Clone, Debug)]
 pub struct AdminOpts {
