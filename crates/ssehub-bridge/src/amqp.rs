@@ -54,7 +54,7 @@ pub(crate) async fn run(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatus) 
             .await
             .map_err(|e| format!("bind {queue} to {exchange} ({key}): {e}"))?;
     }
-    let prefetch = bridge.spec.batch.unwrap_or(500).clamp(1, u16::MAX as usize) as u16;
+    let prefetch = crate::batch_size(bridge).min(u16::MAX as usize) as u16;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
         .await

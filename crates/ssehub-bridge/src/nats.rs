@@ -115,7 +115,7 @@ pub(crate) async fn jetstream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeSt
         .clone()
         .unwrap_or_else(|| "ssehub".into());
     let ack_wait = Duration::from_millis(bridge.spec.ack_wait_ms.unwrap_or(30_000).max(100));
-    let batch = bridge.spec.batch.unwrap_or(500).max(1);
+    let batch = crate::batch_size(bridge);
     let consumer: jetstream::consumer::PullConsumer = stream
         .get_or_create_consumer(
             &durable,

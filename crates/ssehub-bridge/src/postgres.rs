@@ -165,7 +165,7 @@ pub(crate) async fn outbox(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
         .map_or(0, |row| row.get(0));
     status.set_state(BridgeState::Running);
     tracing::info!(bridge = %bridge.name, table, position = last, "outbox bridge reading");
-    let batch = bridge.spec.batch.unwrap_or(500).max(1) as i64;
+    let batch = crate::batch_size(bridge) as i64;
     let poll = Duration::from_millis(bridge.spec.poll_ms.unwrap_or(200).max(1));
     // The position reached but not yet recorded; recorded with the next read, in one round trip.
     let mut unsaved: Option<i64> = None;

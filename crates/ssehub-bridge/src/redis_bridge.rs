@@ -84,7 +84,7 @@ pub(crate) async fn stream(hub: &Arc<Hub>, bridge: &Bridge, status: &BridgeStatu
     }
     status.set_state(BridgeState::Running);
     tracing::info!(bridge = %bridge.name, streams = ?bridge.spec.channels, group, "bridge reading streams");
-    let batch = bridge.spec.batch.unwrap_or(500).max(1);
+    let batch = crate::batch_size(bridge);
     // First the entries delivered before a restart and never acknowledged, then new ones.
     let mut pending = true;
     loop {
