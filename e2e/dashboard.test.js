@@ -50,19 +50,27 @@ async function shown(page) {
   });
 }
 
-/** Waits until every figure on the page equals /metrics (read afresh each round). */
-async function waitForAgreement(page, hubUrl, what) {
+/**
+ * Waits until every figure on the page equals /metrics (read afresh each round), and /metrics
+ * has the figures in `expect`: a change the hub has not counted yet (a closed socket it has not
+ * read the end of) is not taken for the page following it.
+ */
+async function waitForAgreement(page, hubUrl, what, expect = {}) {
   let last;
   try {
     await waitFor(async () => {
       const [m, s] = [await metrics(hubUrl), await shown(page)];
       last = { metrics: m, shown: s };
-      return Object.keys(s).every((k) => m[k] === s[k]);
+      return Object.keys(expect).every((k) => m[k] === expect[k])
+        && Object.keys(s).every((k) => m[k] === s[k]);
     }, { timeoutMs: 6000, intervalMs: 200, what });
   } catch (err) {
+    if (!last) throw err;
     const diff = Object.keys(last.shown).filter((k) => last.metrics[k] !== last.shown[k])
       .map((k) => `${k}: page ${last.shown[k]}, /metrics ${last.metrics[k]}`);
-    throw new Error(`${err.message}: ${diff.join('; ')}`);
+    const missing = Object.keys(expect).filter((k) => last.metrics[k] !== expect[k])
+      .map((k) => `${k}: /metrics ${last.metrics[k]}, expected ${expect[k]}`);
+    throw new Error(`${err.message}: ${diff.concat(missing).join('; ')}`);
   }
 }
 
@@ -80,7 +88,8 @@ test('the dashboard figures follow /metrics', async (t) => {
     streams.push(await openStream(hub.url + path));
   }
   for (let i = 0; i < 7; i++) assert.equal((await publish(hub.url, { topic: 'dash-b', data: `b${i}` })).status, 200);
-  await waitForAgreement(page, hub.url, 'subscribers and publishes shown');
+  await waitForAgreement(page, hub.url, 'subscribers and publishes shown',
+    { connections: 3, events_published_total: 12 });
   let s = await shown(page);
   assert.equal(s.connections, 3);
   assert.equal(s.events_published_total, 12);
@@ -92,7 +101,7 @@ test('the dashboard figures follow /metrics', async (t) => {
 
   // Subscribers leave: the page follows down as well.
   streams.splice(0, 2).forEach((st) => st.close());
-  await waitForAgreement(page, hub.url, 'two subscribers gone');
+  await waitForAgreement(page, hub.url, 'two subscribers gone', { connections: 1 });
   s = await shown(page);
   assert.equal(s.connections, 1);
   assert.equal(s.connections_total, 3);
