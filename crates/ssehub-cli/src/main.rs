@@ -271,7 +271,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     // Each bridge runs on its own: one that cannot reach its source retries with back-off
     // and never holds up the HTTP API or the others.
-    let _bridges = ssehub_bridge::start(hub.clone(), settings.bridges);
+    let _bridges = ssehub_bridge::start(hub.clone(), settings.bridges)
+        .context("bridges: cannot start their thread")?;
     ssehub::serve(listener, hub, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
