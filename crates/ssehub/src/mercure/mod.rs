@@ -30,7 +30,8 @@ pub use metadata::{metadata, METADATA_PATH};
 pub(crate) use publish::decode as decode_publish;
 pub use publish::publish;
 pub(crate) use subscribe::open as open_subscription;
-pub use subscribe::{subscribe, subscribe_query};
+pub(crate) use subscribe::{open_stream, MercureOpened};
+pub use subscribe::{subscribe, subscribe_query, MERCURE_STREAM_HEADERS};
 pub use subscriptions::{
     subscription_list, subscriptions_one, subscriptions_three, subscriptions_two,
 };

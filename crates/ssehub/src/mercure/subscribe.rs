@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ssehub_core::Locate;
@@ -66,11 +66,57 @@ pub async fn subscribe_query(
     }
 }
 
+/// The headers of a Mercure stream (the reference hub's), beside the cursor header.
+pub const MERCURE_STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    (
+        "cache-control",
+        "private, no-cache, no-store, must-revalidate, max-age=0",
+    ),
+    ("x-accel-buffering", "no"),
+];
+
+/// A subscription opened, before it is answered: by the axum route ([`open`]) or by the
+/// direct stream path (`server/direct.rs`), so both answer alike.
+pub(crate) struct MercureOpened {
+    pub opened: Opened,
+    /// The cursor header (`Last-Event-ID`, or `Mercure-Last-Event-ID` in dialect 1) and
+    /// its value, when the request carried a cursor.
+    pub cursor: Option<(&'static str, String)>,
+}
+
 pub(crate) fn open(
     hub: &Arc<Hub>,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Response, MercureError> {
+    let MercureOpened { opened, cursor } = open_stream(hub, query, headers)?;
+    let mut response = match opened {
+        Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
+        Opened::Stream(stream) => {
+            let mut response = Body::new(stream).into_response();
+            for (name, value) in MERCURE_STREAM_HEADERS {
+                response
+                    .headers_mut()
+                    .insert(name, HeaderValue::from_static(value));
+            }
+            response
+        }
+    };
+    if let Some((name, value)) = cursor {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Decodes a subscription request (selectors, token, cursor) and opens its stream.
+pub(crate) fn open_stream(
+    hub: &Arc<Hub>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<MercureOpened, MercureError> {
     let dialect = hub.config.mercure_dialect;
     let pairs = form::parse(query.unwrap_or("").as_bytes())
         .map_err(|e| MercureError::bad_request(e.to_string()))?;
@@ -149,31 +195,14 @@ pub(crate) fn open(
     };
     let opened = open_selection(hub.clone(), Arc::new(selection), replay_from, false)
         .map_err(MercureError::from_api)?;
-    let mut response = match opened {
-        Opened::NoContent => StatusCode::NO_CONTENT.into_response(),
-        Opened::Stream(stream) => {
-            let mut response = Body::new(stream).into_response();
-            let h = response.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("private, no-cache, no-store, must-revalidate, max-age=0"),
-            );
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            response
-        }
+    let name = match dialect {
+        Dialect::V0 => "last-event-id",
+        Dialect::V1 => "mercure-last-event-id",
     };
-    if let Some(value) = answer.and_then(|a| HeaderValue::from_str(a).ok()) {
-        let name = match dialect {
-            Dialect::V0 => "last-event-id",
-            Dialect::V1 => "mercure-last-event-id",
-        };
-        response.headers_mut().insert(name, value);
-    }
-    Ok(response)
+    Ok(MercureOpened {
+        opened,
+        cursor: answer.map(|a| (name, a.to_owned())),
+    })
 }
 
 fn add_selector(

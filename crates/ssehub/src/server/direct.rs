@@ -21,6 +21,7 @@ use super::{set_write_timeout, H2_PREFACE};
 use crate::error::ApiError;
 use crate::http::{prepare_stream, stream_cors_headers, STREAM_HEADERS};
 use crate::hub::Hub;
+use crate::mercure::{self, MercureOpened};
 use crate::open::Opened;
 use crate::stream::EventStream;
 
@@ -86,8 +87,8 @@ pub(crate) enum Answer {
     Fixed(Vec<u8>),
 }
 
-/// Some(answer) when `head` is a complete `GET /events...` request; None hands the
-/// connection to hyper.
+/// Some(answer) when `head` is a complete `GET /events...` or `GET /.well-known/mercure`
+/// request; None hands the connection to hyper.
 pub(crate) fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Option<Answer> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);
@@ -106,7 +107,9 @@ pub(crate) fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Op
         // A route alias on a native path: the router serves it.
         return None;
     }
+    let mercure = path == mercure::HUB_PATH;
     let path_topic = match path.strip_prefix("/events") {
+        _ if mercure => None,
         Some("") => None,
         Some(rest) => {
             let encoded = rest
@@ -134,27 +137,21 @@ pub(crate) fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Op
     }
     let origin = map.get("origin").and_then(|v| v.to_str().ok());
     let cors = stream_cors_headers(&hub.config.cors_origins, origin);
+    if mercure {
+        // A refused subscription (a bad selector, a token refused) goes to the router, which
+        // answers it in Mercure's error shapes; nothing is registered before it is refused.
+        let MercureOpened { opened, cursor } = mercure::open_stream(hub, query, &map).ok()?;
+        let extra: Vec<_> = cursor.into_iter().collect();
+        return Some(answer(
+            opened,
+            &mercure::MERCURE_STREAM_HEADERS,
+            &extra,
+            &cors,
+        ));
+    }
     Some(
         match prepare_stream(hub, peer, path_topic.as_deref(), query, &map) {
-            Ok(Opened::Stream(body)) => {
-                let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
-                for (name, value) in STREAM_HEADERS {
-                    push_header(&mut head, name, value);
-                }
-                for (name, value) in &cors {
-                    push_header(&mut head, name, value);
-                }
-                head.extend_from_slice(b"connection: close\r\n\r\n");
-                Answer::Stream { head, body }
-            }
-            Ok(Opened::NoContent) => {
-                let mut head = b"HTTP/1.1 204 No Content\r\n".to_vec();
-                for (name, value) in &cors {
-                    push_header(&mut head, name, value);
-                }
-                head.extend_from_slice(b"connection: close\r\n\r\n");
-                Answer::Fixed(head)
-            }
+            Ok(opened) => answer(opened, &STREAM_HEADERS, &[], &cors),
             Err(error) => {
                 let mut bytes = error_bytes(&error);
                 if !cors.is_empty() {
@@ -174,6 +171,35 @@ pub(crate) fn direct_stream(hub: &Arc<Hub>, peer: SocketAddr, head: &[u8]) -> Op
             }
         },
     )
+}
+
+/// The answer to an opened subscription: the stream's head (its own headers, `extra`, the
+/// CORS grant) and body, or a 204 (with `extra` and the grant) when there is nothing to
+/// stream.
+fn answer(
+    opened: Opened,
+    stream_headers: &[(&str, &str)],
+    extra: &[(&str, String)],
+    cors: &[(&str, String)],
+) -> Answer {
+    let (mut head, body) = match opened {
+        Opened::Stream(body) => {
+            let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for (name, value) in stream_headers {
+                push_header(&mut head, name, value);
+            }
+            (head, Some(body))
+        }
+        Opened::NoContent => (b"HTTP/1.1 204 No Content\r\n".to_vec(), None),
+    };
+    for (name, value) in extra.iter().chain(cors) {
+        push_header(&mut head, name, value);
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    match body {
+        Some(body) => Answer::Stream { head, body },
+        None => Answer::Fixed(head),
+    }
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {

@@ -9,7 +9,8 @@
 //! direct path reads the head into a buffer it drops at once, answers close-delimited
 //! (`Connection: close`, no chunk framing), and then each wake-up is one drain of the outbox
 //! and one `write` of the joined bytes. The answers (headers, CORS, errors, the body) are
-//! produced by the same code as the axum route (`http::prepare_stream`).
+//! produced by the same code as the axum routes (`http::prepare_stream` for `/events`,
+//! `mercure::open_stream` for `GET /.well-known/mercure`, whose refusals the router answers).
 //!
 //! This file: the accept loop, the per-address limit, TLS, HTTP/1 and h2 through hyper.
 //! `direct.rs`: the direct stream path.

@@ -576,3 +576,107 @@ async fn heartbeats_and_cors() {
         "http://app.example"
     );
 }
+
+/// A Mercure subscription that opens a connection takes the direct stream path (answered
+/// close-delimited, no chunked framing); one after another request on a kept-alive
+/// connection goes through the router. Both answer alike: status, headers, cursor header,
+/// CORS grant, opening; a refused subscription gets the router's Mercure error either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_and_routed_mercure_subscriptions_answer_alike() {
+    use crate::subscribe::{header, raw_exchange};
+    let origin = "http://app.test";
+    let hub = TestHub::with_config(Config {
+        cors_origins: CorsOrigins::List(vec![origin.into()]),
+        ..secured(false)
+    })
+    .await;
+    let token = subscriber_token(&["https://example.com/books/{id}"]);
+    let (status, known, _) = {
+        let publisher = crate::auth::publisher_token(&["*"]);
+        let response = hub
+            .http
+            .post(hub.url("/.well-known/mercure"))
+            .bearer_auth(publisher)
+            .form(&[("topic", "https://example.com/books/1"), ("data", "one")])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap(), ())
+    };
+    assert_eq!(status, 200);
+    let topic = q("https://example.com/books/{id}");
+    let keep_alive = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = |extra: &str, query: &str| {
+        format!(
+            "GET /.well-known/mercure?{query} HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\n\
+             Authorization: Bearer {token}\r\n{extra}\r\n"
+        )
+    };
+    for (request, status, cursor) in [
+        (request("", &format!("topic={topic}")), "200", None),
+        (
+            request("Last-Event-ID: earliest\r\n", &format!("topic={topic}")),
+            "200",
+            Some("earliest"),
+        ),
+        (
+            request("", &format!("topic={topic}&lastEventID={}", q(&known))),
+            "200",
+            Some(known.as_str()),
+        ),
+        (
+            request("Last-Event-ID: no-such-id\r\n", &format!("topic={topic}")),
+            "200",
+            Some("earliest"),
+        ),
+        (request("", "nothing=1"), "400", None),
+        (
+            format!("GET /.well-known/mercure?topic={topic} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "401",
+            None,
+        ),
+    ] {
+        let direct = raw_exchange(hub.addr, None, &request).await;
+        let routed = raw_exchange(hub.addr, Some(keep_alive), &request).await;
+        for answer in [&direct, &routed] {
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {status}")),
+                "{answer}"
+            );
+            assert_eq!(header(answer, "last-event-id"), cursor, "{answer}");
+        }
+        if status == "200" {
+            // The direct path's mark: close-delimited, where hyper frames chunks.
+            assert_eq!(header(&direct, "transfer-encoding"), None, "{direct}");
+            assert_eq!(header(&routed, "transfer-encoding"), Some("chunked"));
+            for answer in [&direct, &routed] {
+                assert_eq!(header(answer, "content-type"), Some("text/event-stream"));
+                assert_eq!(
+                    header(answer, "cache-control"),
+                    Some("private, no-cache, no-store, must-revalidate, max-age=0")
+                );
+                assert_eq!(header(answer, "x-accel-buffering"), Some("no"));
+                assert_eq!(header(answer, "access-control-allow-origin"), Some(origin));
+                assert!(answer.contains(": ok\nretry: "), "{answer}");
+            }
+            let replayed = |a: &str| a.contains("data: one\n");
+            assert_eq!(replayed(&direct), cursor == Some("earliest"), "{direct}");
+            assert_eq!(replayed(&routed), replayed(&direct), "{routed}");
+        } else {
+            let body = |a: &str| a.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+            assert!(
+                body(&routed).contains(body(&direct).trim()),
+                "{direct}\n---\n{routed}"
+            );
+            assert_eq!(
+                header(&direct, "content-type"),
+                header(&routed, "content-type")
+            );
+            assert_eq!(
+                header(&direct, "www-authenticate"),
+                header(&routed, "www-authenticate")
+            );
+        }
+    }
+}

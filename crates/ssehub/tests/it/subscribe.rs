@@ -108,7 +108,11 @@ async fn too_many_connections_get_503_with_retry_after() {
 
 /// Sends `prelude` (complete requests whose answers are read first, keeping the connection)
 /// then `request`, and returns what the hub answered to `request` within a short wait.
-async fn raw_exchange(addr: std::net::SocketAddr, prelude: Option<&str>, request: &str) -> String {
+pub(crate) async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    prelude: Option<&str>,
+    request: &str,
+) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
     if let Some(first) = prelude {
@@ -150,7 +154,7 @@ async fn raw_exchange(addr: std::net::SocketAddr, prelude: Option<&str>, request
     String::from_utf8(seen).unwrap()
 }
 
-fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(answer: &'a str, name: &str) -> Option<&'a str> {
     let head = answer.split("\r\n\r\n").next().unwrap();
     head.lines().find_map(|l| {
         let (n, v) = l.split_once(": ")?;
