@@ -73,33 +73,50 @@ fn decode(id: EventId, list: &[Value]) -> Option<NewEvent> {
     Some(new)
 }
 
+/// The entries of a reply that decode, and the id of its last entry whether or not it
+/// decoded: a reader moves on past entries no hub wrote instead of reading them again.
+#[derive(Default)]
+pub struct Entries {
+    pub decoded: Vec<(EventId, NewEvent)>,
+    pub last: Option<EventId>,
+}
+
 /// Entries of an `XRANGE` reply: `[[id, [field, value, ...]], ...]`.
-pub fn entries(reply: &Value) -> Vec<(EventId, NewEvent)> {
-    items(reply)
-        .iter()
-        .filter_map(|entry| {
-            let [id, list] = items(entry) else {
-                return None;
-            };
-            let id: EventId = text(id)?.parse().ok()?;
-            Some((id, decode(id, items(list))?))
-        })
-        .collect()
+pub fn entries(reply: &Value) -> Entries {
+    let mut out = Entries::default();
+    for entry in items(reply) {
+        let [id, list] = items(entry) else { continue };
+        let Some(id) = text(id).and_then(|t| t.parse::<EventId>().ok()) else {
+            continue;
+        };
+        out.last = Some(id);
+        if let Some(new) = decode(id, items(list)) {
+            out.decoded.push((id, new));
+        }
+    }
+    out
 }
 
 /// Entries of an `XREAD` reply for one stream: `[[key, [entries]]]` (RESP2) or a map.
-pub fn read_entries(reply: &Value) -> Vec<(EventId, NewEvent)> {
-    match reply {
+pub fn read_entries(reply: &Value) -> Entries {
+    let lists: Vec<&Value> = match reply {
         Value::Nil => Vec::new(),
-        Value::Map(pairs) => pairs.iter().flat_map(|(_, list)| entries(list)).collect(),
+        Value::Map(pairs) => pairs.iter().map(|(_, list)| list).collect(),
         other => items(other)
             .iter()
-            .flat_map(|stream| match items(stream) {
-                [_, list] => entries(list),
-                _ => Vec::new(),
+            .filter_map(|stream| match items(stream) {
+                [_, list] => Some(list),
+                _ => None,
             })
             .collect(),
+    };
+    let mut out = Entries::default();
+    for list in lists {
+        let Entries { decoded, last } = entries(list);
+        out.decoded.extend(decoded);
+        out.last = last.or(out.last);
     }
+    out
 }
 
 /// A field of an `XINFO STREAM` reply (flat list or map).

@@ -159,10 +159,10 @@ impl RedisEngine {
                 .await
                 .map_err(|e| unavailable("XRANGE", e))?;
             let entries = fields::entries(&reply);
-            let Some(last) = entries.last().map(|(id, _)| *id) else {
+            let Some(last) = entries.last else {
                 return Ok(());
             };
-            for (id, new) in entries {
+            for (id, new) in entries.decoded {
                 self.mirror.insert(Arc::new(Event::assign(id, new)));
             }
             after = last;
@@ -214,16 +214,19 @@ impl RedisEngine {
                 .await
                 .map_err(|e| unavailable("XREAD", e))?;
             // Everything appended since the last read, up to READ_BATCH, in one go.
-            let events: Vec<Arc<Event>> = fields::read_entries(&reply)
+            let entries = fields::read_entries(&reply);
+            let Some(last) = entries.last else { continue };
+            let events: Vec<Arc<Event>> = entries
+                .decoded
                 .into_iter()
                 .map(|(id, new)| Arc::new(Event::assign(id, new)))
                 .collect();
-            let Some(last) = events.last() else { continue };
             let mirror = &self.mirror;
             hub.deliver_many(&events, |e| {
                 mirror.insert(e.clone());
             });
-            *after = last.id;
+            // Past entries that did not decode too: they are skipped (logged), not re-read.
+            *after = last;
         }
     }
 

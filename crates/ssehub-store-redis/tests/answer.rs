@@ -1,6 +1,7 @@
 //! The publish answer in cluster mode comes from Redis's `XADD` reply, not from the
 //! accepting node's own reader: two hubs served over real sockets on one `redis-server`
-//! the test starts, one of them with its reader held back.
+//! the test starts, one of them with its reader held back. And entries no hub wrote, in the
+//! stream a node follows or loads, are skipped once, never read again and again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -213,4 +214,68 @@ async fn a_publish_is_answered_while_its_own_reader_lags_and_arrives_everywhere_
     resumed
         .expect_in_order(&after, "the lagging node, resumed")
         .await;
+}
+
+/// `XREAD` calls Redis has served so far (`INFO commandstats`).
+async fn xread_calls(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_xread:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Appends `n` entries without the fields a hub writes (no topics), as another program might.
+async fn add_foreign(conn: &mut redis::aio::MultiplexedConnection, n: usize) {
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.cmd("XADD")
+            .arg("ssehub:events")
+            .arg("*")
+            .arg("note")
+            .arg(i)
+            .ignore();
+    }
+    let () = pipe.query_async(conn).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_no_hub_wrote_are_skipped_once_by_the_reader_and_the_loader() {
+    let redis = start_redis().await;
+    let mut conn = redis::Client::open(redis.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let first = Node::start(&redis).await;
+    first.start_reader();
+    let mut sse = first.subscribe(None).await;
+    let (id1, _, _) = first.publish("one").await;
+    sse.expect_in_order(&[("one".to_owned(), id1.clone())], "the first node")
+        .await;
+
+    // A foreign entry at the end of the stream: the reader moves past it and blocks again
+    // (one XREAD per 2 s block), rather than reading it back at once, over and over.
+    add_foreign(&mut conn, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = xread_calls(&mut conn).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let reads = xread_calls(&mut conn).await - before;
+    assert!(reads <= 3, "{reads} XREADs in one second on a quiet stream");
+
+    // More than a loader's page of them (512), then an event: a node started now loads past
+    // them and serves the event in a replay; the running node delivers it live.
+    add_foreign(&mut conn, 1100).await;
+    let (id2, _, _) = first.publish("two").await;
+    let two = [("two".to_owned(), id2)];
+    sse.expect_in_order(&two, "the first node").await;
+    let later = tokio::time::timeout(WAIT, Node::start(&redis))
+        .await
+        .expect("a node loads a stream with foreign entries");
+    let mut resumed = later.subscribe(Some(&id1)).await;
+    resumed.expect_in_order(&two, "a node started later").await;
 }
