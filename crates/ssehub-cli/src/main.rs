@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use ssehub::Hub;
 use ssehub_core::{ClassedStore, MemoryStore, Retention, Store};
 use ssehub_store_log::{open_classed, LogOptions, LogStore, RecoveryReport};
+use ssehub_store_nats::{NatsEngine, NatsOptions};
 use ssehub_store_redis::{RedisEngine, RedisOptions};
 use tokio::net::TcpListener;
 
@@ -165,8 +166,25 @@ fn settings(args: ServeArgs) -> anyhow::Result<Settings> {
     config::resolve(config::with_mercure_aliases(args.layer)?, file)
 }
 
+/// The cluster engine a hub joined.
+enum Cluster {
+    Redis(Arc<RedisEngine>),
+    Nats(Arc<NatsEngine>),
+}
+
+impl Cluster {
+    /// Makes the engine the hub's path of every publish and starts its reader and its
+    /// exchange of counts.
+    fn start(self, hub: &Arc<Hub>) {
+        match self {
+            Cluster::Redis(engine) => engine.start(hub),
+            Cluster::Nats(engine) => engine.start(hub),
+        }
+    }
+}
+
 /// The history, and the cluster engine when the hub joins a cluster.
-type Opened = (Arc<dyn Store>, Option<Arc<RedisEngine>>);
+type Opened = (Arc<dyn Store>, Option<Cluster>);
 
 async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
     match choice {
@@ -191,8 +209,18 @@ async fn open_store(choice: &StoreChoice) -> anyhow::Result<Opened> {
             };
             let engine = RedisEngine::connect(options)
                 .await
-                .with_context(|| format!("redis_url: cannot join the cluster at {url}"))?;
-            Ok((engine.mirror(), Some(engine)))
+                .with_context(|| format!("engine: cannot join the cluster at {url}"))?;
+            Ok((engine.mirror(), Some(Cluster::Redis(engine))))
+        }
+        StoreChoice::Nats { url, history } => {
+            let options = NatsOptions {
+                max_events: *history,
+                ..NatsOptions::new(url)
+            };
+            let engine = NatsEngine::connect(options)
+                .await
+                .with_context(|| format!("engine: cannot join the cluster at {url}"))?;
+            Ok((engine.mirror(), Some(Cluster::Nats(engine))))
         }
         StoreChoice::Log {
             dir,
@@ -264,10 +292,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, store = ?settings.store, "ssehub started");
     let hub = Hub::new(settings.hub, store);
-    if let Some(engine) = engine {
-        hub.set_engine(engine.clone());
-        tokio::spawn(engine.clone().run(hub.clone()));
-        tokio::spawn(engine.run_counts(hub.clone()));
+    if let Some(cluster) = engine {
+        cluster.start(&hub);
     }
     // Each bridge runs on its own: one that cannot reach its source retries with back-off
     // and never holds up the HTTP API or the others.

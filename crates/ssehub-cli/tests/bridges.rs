@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{read_events, temp_dir, Hub, Redis, WAIT};
+use common::{read_events, temp_dir, Hub, Server, WAIT};
 
 use serde_json::Value;
 
@@ -375,7 +375,7 @@ park_topic = "parked"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stream_survives_kill_9_and_a_redis_restart_exactly_once() {
-    let mut redis = Redis::start().await;
+    let mut redis = Server::redis().await;
     let key = unique("stream");
     let client = redis::Client::open(redis.url()).unwrap();
     let add = |from: u32, to: u32| {
@@ -465,7 +465,7 @@ batch = 50
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_pubsub_patterns_reach_subscribers() {
-    let mut redis = Redis::start().await;
+    let mut redis = Server::redis().await;
     let dir = temp_dir("bridge-pubsub");
     let config = format!(
         r#"
@@ -549,68 +549,9 @@ channels = ["x"]
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A `nats-server -js` of the test's own, its JetStream data in a temporary directory.
-struct Nats {
-    child: Option<tokio::process::Child>,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Nats {
-    async fn start() -> Nats {
-        Nats {
-            child: None,
-            port: common::free_port(),
-            dir: temp_dir("nats"),
-        }
-        .spawn()
-        .await
-    }
-
-    async fn spawn(mut self) -> Nats {
-        let child = tokio::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
-            .arg(&self.dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start nats-server ({e}): install it with `apt-get install -y nats-server`"));
-        self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "nats-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        self
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_subjects_with_named_tokens_reach_their_topics() {
-    let mut nats = Nats::start().await;
+    let mut nats = Server::nats().await;
     let dir = temp_dir("bridge-nats");
     let config = format!(
         r#"
@@ -650,7 +591,7 @@ topic = "orders/{{id}}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_survives_kill_9_and_a_server_restart_exactly_once() {
-    let mut nats = Nats::start().await;
+    let mut nats = Server::nats().await;
     let js_for = |url: String| async move {
         async_nats::jetstream::new(async_nats::connect(url).await.unwrap())
     };

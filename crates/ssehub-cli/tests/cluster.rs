@@ -1,26 +1,57 @@
-//! Cluster: several `ssehub` processes sharing a `redis-server` the test starts itself.
-//! Each fault of the cluster issue is played with real processes: kill -9 of a node, Redis
-//! stopped and restarted, Redis paused, a node started late.
+//! Cluster: several `ssehub` processes sharing an engine server the test starts itself —
+//! a `redis-server` and a `nats-server -js` — with the same test bodies for each engine.
+//! Each fault of the cluster issue is played with real processes: kill -9 of a node, the
+//! engine's server stopped and restarted on the same port and data, the server paused, a
+//! node started late.
+//!
+//! A new engine is one [`EngineServer`] impl and one line in the `suite!` call at the end.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{Hub, Redis, WAIT};
+use common::{Hub, Server, WAIT};
 use ssehub_core::ParserItem;
 use ssehub_test_support::{metric, wait_until, EventStream};
 use tokio::process::Child;
 
-/// An `ssehub serve --redis-url` process.
+/// A cluster engine's server as a test starts it, and how a node is told to join it.
+trait EngineServer {
+    async fn start() -> Server;
+    /// The `ssehub serve` flag that names the engine's URL.
+    const FLAG: &'static str;
+}
+
+/// Redis, joined with the older `--redis-url` flag (kept working).
+struct Redis;
+
+impl EngineServer for Redis {
+    async fn start() -> Server {
+        Server::redis().await
+    }
+    const FLAG: &'static str = "--redis-url";
+}
+
+/// NATS JetStream, joined with `--engine nats://...`.
+struct Nats;
+
+impl EngineServer for Nats {
+    async fn start() -> Server {
+        Server::nats().await
+    }
+    const FLAG: &'static str = "--engine";
+}
+
+/// An `ssehub serve` process in a cluster.
 struct Node {
     child: Child,
     url: String,
 }
 
 impl Node {
-    async fn start(redis: &Redis, extra: &[&str]) -> Node {
-        let redis_url = redis.url();
-        let mut args = vec!["--redis-url", &redis_url];
+    async fn start<E: EngineServer>(server: &Server, extra: &[&str]) -> Node {
+        let engine_url = server.url();
+        let mut args = vec![E::FLAG, &engine_url];
         args.extend_from_slice(extra);
         let Hub { child, url } = Hub::start(args, &[]).await;
         Node { child, url }
@@ -73,13 +104,12 @@ impl Node {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_on_any_node_reaches_every_node_once_in_one_order() {
-    let redis = Redis::start().await;
+async fn publish_on_any_node_reaches_every_node_once_in_one_order<E: EngineServer>() {
+    let server = E::start().await;
     let nodes = [
-        Node::start(&redis, &[]).await,
-        Node::start(&redis, &[]).await,
-        Node::start(&redis, &[]).await,
+        Node::start::<E>(&server, &[]).await,
+        Node::start::<E>(&server, &[]).await,
+        Node::start::<E>(&server, &[]).await,
     ];
     let mut subs = Vec::new();
     for node in &nodes {
@@ -108,13 +138,12 @@ async fn publish_on_any_node_reaches_every_node_once_in_one_order() {
     assert_eq!(body["delivered"], 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicate() {
+async fn a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicate<E: EngineServer>() {
     const EVENTS: usize = 200;
-    let redis = Redis::start().await;
-    let a = Node::start(&redis, &[]).await;
-    let mut b = Node::start(&redis, &[]).await;
-    let c = Node::start(&redis, &[]).await;
+    let server = E::start().await;
+    let a = Node::start::<E>(&server, &[]).await;
+    let mut b = Node::start::<E>(&server, &[]).await;
+    let c = Node::start::<E>(&server, &[]).await;
     let mut sub = b.subscribe("feed", None).await;
     b.wait_subscribers("feed", 1).await;
     let publisher = tokio::spawn(async move {
@@ -145,16 +174,15 @@ async fn a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicate(
     publisher.await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
-    let mut redis = Redis::start().await;
-    let node = Node::start(&redis, &["--heartbeat", "1"]).await;
+async fn engine_down_means_503_and_streams_stay_then_continue_without_a_gap<E: EngineServer>() {
+    let mut server = E::start().await;
+    let node = Node::start::<E>(&server, &["--heartbeat", "1"]).await;
     let mut sub = node.subscribe("t", None).await;
     node.wait_subscribers("t", 1).await;
     let before = node.publish_ok("t", "before").await;
     assert_eq!(sub.next_event().await.unwrap().id, before);
 
-    redis.stop().await;
+    server.stop().await;
     let refused = node.publish("t", "while down").await;
     assert_eq!(refused.status(), 503, "never a false 200");
     let body: serde_json::Value = refused.json().await.unwrap();
@@ -165,7 +193,7 @@ async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
         match sub
             .item()
             .await
-            .expect("stream stays open while redis is down")
+            .expect("stream stays open while the engine is down")
         {
             ParserItem::Comment(c) if c.contains("heartbeat") => beats += 1,
             ParserItem::Event(e) => panic!("unexpected event {e:?}"),
@@ -173,7 +201,7 @@ async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
         }
     }
 
-    let redis = redis.spawn().await; // same port, same append-only file
+    let server = server.spawn().await; // same port, same data
     let deadline = tokio::time::Instant::now() + WAIT;
     let after = loop {
         let response = node.publish("t", "after").await;
@@ -194,21 +222,20 @@ async fn redis_down_means_503_and_streams_stay_then_continue_without_a_gap() {
         "continues with no gap"
     );
     // With persistence on, the acknowledged event before the outage is still there.
-    let late = Node::start(&redis, &[]).await;
+    let late = Node::start::<E>(&server, &[]).await;
     let mut replay = late.subscribe("t", Some("0-1")).await;
     assert_eq!(replay.next_event().await.unwrap().id, before);
     assert_eq!(replay.next_event().await.unwrap().id, after);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_started_later_serves_replay_of_earlier_ids() {
-    let redis = Redis::start().await;
-    let first = Node::start(&redis, &[]).await;
+async fn a_node_started_later_serves_replay_of_earlier_ids<E: EngineServer>() {
+    let server = E::start().await;
+    let first = Node::start::<E>(&server, &[]).await;
     let mut ids = Vec::new();
     for i in 0..10 {
         ids.push(first.publish_ok("old", &i.to_string()).await);
     }
-    let late = Node::start(&redis, &[]).await;
+    let late = Node::start::<E>(&server, &[]).await;
     let mut sub = late.subscribe("old", Some(&ids[2])).await;
     for (want, id) in ids.iter().enumerate().skip(3) {
         let e = sub.next_event().await.unwrap();
@@ -217,13 +244,12 @@ async fn a_node_started_later_serves_replay_of_earlier_ids() {
     // (A reset control event would have come first and failed the loop above.)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paused_redis_does_not_stall_local_heartbeats() {
-    let redis = Redis::start().await;
-    let node = Node::start(&redis, &["--heartbeat", "1"]).await;
+async fn a_paused_engine_does_not_stall_local_heartbeats<E: EngineServer>() {
+    let server = E::start().await;
+    let node = Node::start::<E>(&server, &["--heartbeat", "1"]).await;
     let mut sub = node.subscribe("hb", None).await;
     node.wait_subscribers("hb", 1).await;
-    redis.signal("-STOP");
+    server.signal("-STOP");
     let started = tokio::time::Instant::now();
     let mut beats = 0;
     while beats < 3 {
@@ -239,15 +265,14 @@ async fn a_paused_redis_does_not_stall_local_heartbeats() {
         started.elapsed()
     );
     let publish = node.publish("hb", "x").await;
-    assert_eq!(publish.status(), 503, "a paused redis cannot acknowledge");
-    redis.signal("-CONT");
+    assert_eq!(publish.status(), 503, "a paused engine cannot acknowledge");
+    server.signal("-CONT");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscriber_counts_are_cluster_wide_within_seconds() {
-    let redis = Redis::start().await;
-    let a = Node::start(&redis, &[]).await;
-    let b = Node::start(&redis, &[]).await;
+async fn subscriber_counts_are_cluster_wide_within_seconds<E: EngineServer>() {
+    let server = E::start().await;
+    let a = Node::start::<E>(&server, &[]).await;
+    let b = Node::start::<E>(&server, &[]).await;
     let _a1 = a.subscribe("c", None).await;
     let _a2 = a.subscribe("c", None).await;
     let b1 = b.subscribe("c", None).await;
@@ -259,11 +284,10 @@ async fn subscriber_counts_are_cluster_wide_within_seconds() {
     b.wait_subscribers("c", 2).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn presence_watchers_hear_cluster_wide_counts() {
-    let redis = Redis::start().await;
-    let a = Node::start(&redis, &[]).await;
-    let b = Node::start(&redis, &[]).await;
+async fn presence_watchers_hear_cluster_wide_counts<E: EngineServer>() {
+    let server = E::start().await;
+    let a = Node::start::<E>(&server, &[]).await;
+    let b = Node::start::<E>(&server, &[]).await;
     let mut watcher = a.subscribe("room?presence=1", None).await;
     let _b1 = b.subscribe("room", None).await;
     let _b2 = b.subscribe("room", None).await;
@@ -300,11 +324,10 @@ async fn wait_cluster_nodes(node: &Node, n: u64, within: Duration) {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nodes_are_counted_with_or_without_subscribers() {
-    let redis = Redis::start().await;
-    let a = Node::start(&redis, &[]).await;
-    let mut b = Node::start(&redis, &[]).await;
+async fn nodes_are_counted_with_or_without_subscribers<E: EngineServer>() {
+    let server = E::start().await;
+    let a = Node::start::<E>(&server, &[]).await;
+    let mut b = Node::start::<E>(&server, &[]).await;
     // No subscriber anywhere: each node still reports itself every 2 s.
     wait_cluster_nodes(&a, 2, WAIT).await;
     wait_cluster_nodes(&b, 2, WAIT).await;
@@ -320,4 +343,35 @@ async fn nodes_are_counted_with_or_without_subscribers() {
     // A killed node stops refreshing its key: it drops out once the key expires (6 s).
     b.child.kill().await.unwrap();
     wait_cluster_nodes(&a, 1, Duration::from_secs(15)).await;
+}
+
+/// The suite: each test body, once per engine, in a module named after the engine.
+macro_rules! suite {
+    (engines: [$($engine:ident: $server:ty),* $(,)?], tests: $tests:tt $(,)?) => {
+        $(suite!(@engine $engine, $server, $tests);)*
+    };
+    (@engine $engine:ident, $server:ty, [$($test:ident),* $(,)?]) => {
+        mod $engine {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test::<$server>().await
+                }
+            )*
+        }
+    };
+}
+
+suite! {
+    engines: [redis: super::Redis, nats: super::Nats],
+    tests: [
+        publish_on_any_node_reaches_every_node_once_in_one_order,
+        a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicate,
+        engine_down_means_503_and_streams_stay_then_continue_without_a_gap,
+        a_node_started_later_serves_replay_of_earlier_ids,
+        a_paused_engine_does_not_stall_local_heartbeats,
+        subscriber_counts_are_cluster_wide_within_seconds,
+        presence_watchers_hear_cluster_wide_counts,
+        nodes_are_counted_with_or_without_subscribers,
+    ],
 }

@@ -18,15 +18,13 @@
 mod fields;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Value};
-use ssehub::{Engine, Hub};
+use ssehub::{log_reply, Answered, Engine, EnginePublish, Hub};
 use ssehub_core::{Event, EventId, MemoryStore, NewEvent, Retention, Store, StoreError};
 
 /// How a node joins a cluster.
@@ -77,7 +75,7 @@ pub struct RedisEngine {
     /// refreshes a key of its own every [`COUNTS_EVERY`], subscribers or not.
     nodes: AtomicUsize,
     /// The highest id this node's `XADD`s were answered with.
-    answered: Mutex<EventId>,
+    answered: Answered,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -86,8 +84,8 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 impl RedisEngine {
     /// Connects, loads the retained stream into a new mirror, and returns the engine. The
-    /// hub must be built on [`RedisEngine::mirror`], given the engine with
-    /// [`Hub::set_engine`], and the reader started with [`RedisEngine::run`].
+    /// hub must be built on [`RedisEngine::mirror`] and the engine started on it with
+    /// [`RedisEngine::start`].
     pub async fn connect(options: RedisOptions) -> Result<Arc<RedisEngine>, StoreError> {
         let client =
             redis::Client::open(options.url.as_str()).map_err(|e| unavailable("url", e))?;
@@ -113,10 +111,18 @@ impl RedisEngine {
             node: format!("{:016x}", rand_u64()),
             remote: Mutex::new(HashMap::new()),
             nodes: AtomicUsize::new(1),
-            answered: Mutex::new(EventId::ZERO),
+            answered: Answered::default(),
         };
         engine.load(&mut conn, floor).await?;
         Ok(Arc::new(engine))
+    }
+
+    /// Makes this engine `hub`'s path of every publish and starts its reader and its
+    /// exchange of counts as tasks. `hub` must be built on [`Self::mirror`].
+    pub fn start(self: &Arc<Self>, hub: &Arc<Hub>) {
+        hub.set_engine(self.clone());
+        tokio::spawn(self.clone().run(hub.clone()));
+        tokio::spawn(self.clone().run_counts(hub.clone()));
     }
 
     /// The node's history: build the hub on it.
@@ -310,29 +316,18 @@ impl RedisEngine {
             .arg(self.options.max_events)
             .arg("*");
         fields::write(&mut cmd, &new);
-        let reply = tokio::time::timeout(
-            self.options.publish_timeout,
-            cmd.query_async::<String>(&mut conn),
-        )
-        .await;
-        let id: EventId = match reply {
-            Ok(Ok(id)) => id
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("XADD answered the id {id:?}")))?,
-            Ok(Err(e)) => return Err(unavailable("XADD", e)),
-            Err(_) => return Err(unavailable("XADD", "no answer in time")),
-        };
-        let mut answered = self.answered.lock().unwrap_or_else(|e| e.into_inner());
-        *answered = (*answered).max(id);
+        let reply = cmd.query_async::<String>(&mut conn);
+        let id = log_reply(self.options.publish_timeout, "redis XADD", reply).await?;
+        let id: EventId = id
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("XADD answered the id {id:?}")))?;
+        self.answered.record(id);
         Ok(Arc::new(Event::assign(id, new)))
     }
 }
 
 impl Engine for RedisEngine {
-    fn publish(
-        &self,
-        new: NewEvent,
-    ) -> Pin<Box<dyn Future<Output = Result<Arc<Event>, StoreError>> + Send + '_>> {
+    fn publish(&self, new: NewEvent) -> EnginePublish<'_> {
         Box::pin(self.append(new))
     }
 
@@ -350,7 +345,7 @@ impl Engine for RedisEngine {
     }
 
     fn answered(&self, id: EventId) -> bool {
-        id <= *self.answered.lock().unwrap_or_else(|e| e.into_inner())
+        self.answered.covers(id)
     }
 }
 

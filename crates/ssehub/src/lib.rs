@@ -35,7 +35,10 @@ pub use bridges::{BridgeState, BridgeStatus, Bridges};
 pub use config::{AuthConfig, Config, CorsOrigins, Dialect};
 pub use error::ApiError;
 pub use http::CLOSE_EVENT;
-pub use hub::{Engine, Hub, Published, SubscribeError, TopicInfo, PRESENCE_EVENT};
+pub use hub::{
+    log_reply, Answered, Engine, EnginePublish, Hub, Published, SubscribeError, TopicInfo,
+    PRESENCE_EVENT,
+};
 /// JWS algorithms, for the allow-list.
 pub use jsonwebtoken::Algorithm as JwtAlgorithm;
 pub use keys::{parse_algorithms, KeyMaterial, Verifier, DEFAULT_ALGORITHMS};

@@ -98,9 +98,13 @@ pub struct Layer {
     /// Size of one log segment file in bytes; retention deletes whole segments [default: 67108864]
     #[arg(long, env = "SSEHUB_SEGMENT_BYTES", value_name = "BYTES")]
     pub segment_bytes: Option<u64>,
-    /// Redis URL: join the cluster of hubs sharing this Redis
+    /// Redis URL: join the cluster of hubs sharing this Redis (the same as --engine redis://...)
     #[arg(long, env = "SSEHUB_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
+    /// Cluster engine: nats://HOST:PORT (a JetStream stream) or redis://HOST:PORT (a Redis
+    /// stream); every hub given the same engine shares one history
+    #[arg(long, env = "SSEHUB_ENGINE", value_name = "URL")]
+    pub engine: Option<String>,
     /// Publishers' JWT key: an HMAC secret, or a PEM or JWKS file path (alias MERCURE_PUBLISHER_JWT_KEY)
     #[arg(
         long,
@@ -178,7 +182,7 @@ pub(super) fn under(top: Layer, below: Layer) -> Layer {
     fill!(top, below; log_format, listen, listen_backlog, data_dir, memory, history, demo, public_dir, heartbeat, retry,
         max_payload, cors_origins, max_connections, max_topics, max_hub_topics, max_header_bytes, max_connections_per_ip,
         head_timeout, publish_rate, publish_burst, socket_send_buffer, subscriber_buffer,
-        shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url,
+        shutdown_grace, sync, retain_events, retain_age, retain_bytes, segment_bytes, redis_url, engine,
         publisher_jwt_key, subscriber_jwt_key, jwt_algorithms, anonymous, mercure_dialect,
         mercure_issuer, mercure_audience, mercure_subscriptions, stream_lifetime, tls_cert,
         tls_key, retain, route, bridge)

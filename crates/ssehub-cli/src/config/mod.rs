@@ -32,6 +32,8 @@ pub enum StoreChoice {
     },
     /// Cluster mode: the history is a Redis stream shared by every node.
     Redis { url: String, history: u64 },
+    /// Cluster mode: the history is a NATS JetStream stream shared by every node.
+    Nats { url: String, history: u64 },
     Log {
         dir: PathBuf,
         sync: SyncMode,
@@ -47,7 +49,7 @@ impl StoreChoice {
     pub fn classes(&self) -> &[(TopicPattern, Retention)] {
         match self {
             StoreChoice::Memory { classes, .. } | StoreChoice::Log { classes, .. } => classes,
-            StoreChoice::Redis { .. } => &[],
+            StoreChoice::Redis { .. } | StoreChoice::Nats { .. } => &[],
         }
     }
 }
@@ -86,6 +88,40 @@ fn positive(value: Option<u64>, key: &str) -> anyhow::Result<u64> {
     }
 }
 
+/// A cluster engine's URL, by kind.
+enum Engine {
+    Redis(String),
+    Nats(String),
+}
+
+/// The cluster engine `engine` or `redis_url` names, with the key that named it; `None` for
+/// a single hub. `--engine redis://...` and `--redis-url` are the same setting.
+fn engine(
+    engine: Option<String>,
+    redis_url: Option<String>,
+) -> anyhow::Result<Option<(&'static str, Engine)>> {
+    let engine = engine.filter(|u| !u.is_empty());
+    let redis_url = redis_url.filter(|u| !u.is_empty());
+    let is_redis = |url: &str| {
+        url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")
+    };
+    match (engine, redis_url) {
+        (Some(engine), Some(redis_url)) if engine != redis_url => bail!(
+            "engine: {engine:?} and redis_url {redis_url:?} name two engines; set one of them"
+        ),
+        (Some(url), _) if is_redis(&url) => Ok(Some(("engine", Engine::Redis(url)))),
+        (Some(url), _) if url.starts_with("nats://") || url.starts_with("tls://") => {
+            Ok(Some(("engine", Engine::Nats(url))))
+        }
+        (Some(url), _) => {
+            bail!("engine: {url:?} is not a nats:// or redis:// URL")
+        }
+        (None, Some(url)) if is_redis(&url) => Ok(Some(("redis_url", Engine::Redis(url)))),
+        (None, Some(url)) => bail!("redis_url: {url:?} is not a redis:// URL"),
+        (None, None) => Ok(None),
+    }
+}
+
 fn validate(layer: Layer) -> anyhow::Result<Settings> {
     let auth = crate::auth_settings::validate(&layer)?;
     let listen_text = required(layer.listen, "listen")?;
@@ -114,21 +150,17 @@ fn validate(layer: Layer) -> anyhow::Result<Settings> {
         }
     };
     let history = positive(layer.history, "history")?;
-    let redis_url = layer.redis_url.filter(|u| !u.is_empty());
-    let store = if let Some(url) = redis_url {
-        if !(url.starts_with("redis://")
-            || url.starts_with("rediss://")
-            || url.starts_with("unix://"))
-        {
-            bail!("redis_url: {url:?} is not a redis:// URL");
-        }
+    let store = if let Some((key, engine)) = engine(layer.engine, layer.redis_url)? {
         if layer.retain.as_ref().is_some_and(|r| !r.is_empty()) {
             bail!(
-                "retain: retention rules are not supported in cluster mode (redis_url): \
+                "retain: retention rules are not supported in cluster mode ({key}): \
                  the cluster keeps one stream of `history` events for every topic"
             );
         }
-        StoreChoice::Redis { url, history }
+        match engine {
+            Engine::Redis(url) => StoreChoice::Redis { url, history },
+            Engine::Nats(url) => StoreChoice::Nats { url, history },
+        }
     } else if required(layer.memory, "memory")? {
         let classes = retention_classes(layer.retain, &Retention::events(history), true)?;
         StoreChoice::Memory { history, classes }

@@ -1,6 +1,6 @@
 //! What the binary's test files share: starting `ssehub serve` on an ephemeral port (for
 //! async and for plain tests), refused invocations, scratch directories, publishing, reading
-//! events off a stream, and a `redis-server` of the test's own. The pieces other crates'
+//! events off a stream, and a `redis-server` or `nats-server` of the test's own. The pieces other crates'
 //! tests need too come from ssehub-test-support. Each test file is a crate of its own and
 //! uses a part of this, hence the `dead_code` allowance.
 #![allow(dead_code)]
@@ -150,45 +150,82 @@ pub async fn read_events(
         .await
 }
 
-/// A `redis-server` of the test's own, with append-only persistence in a temporary dir.
-pub struct Redis {
+/// Which server a [`Server`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Redis,
+    Nats,
+}
+
+/// A server of the test's own on an ephemeral port, its data in a temporary directory that
+/// outlives a restart: a `redis-server` with append-only persistence, or a `nats-server -js`.
+pub struct Server {
     child: Option<tokio::process::Child>,
     pub port: u16,
     dir: PathBuf,
+    kind: Kind,
 }
 
-impl Redis {
-    pub async fn start() -> Redis {
-        let redis = Redis {
-            child: None,
-            port: free_port(),
-            dir: temp_dir("cluster-redis"),
-        };
-        redis.spawn().await
+impl Server {
+    pub async fn redis() -> Server {
+        Server::new(Kind::Redis, "redis").spawn().await
     }
 
-    pub async fn spawn(mut self) -> Redis {
-        let child = tokio::process::Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
-            .arg("--appendfsync")
-            .arg("always")
-            .arg("--dir")
+    pub async fn nats() -> Server {
+        Server::new(Kind::Nats, "nats").spawn().await
+    }
+
+    fn new(kind: Kind, tag: &str) -> Server {
+        Server {
+            child: None,
+            port: free_port(),
+            dir: temp_dir(tag),
+            kind,
+        }
+    }
+
+    /// Starts the server (again: same port, same data).
+    pub async fn spawn(mut self) -> Server {
+        let port = self.port.to_string();
+        let (program, mut command) = match self.kind {
+            Kind::Redis => {
+                let mut command = tokio::process::Command::new("redis-server");
+                command
+                    .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+                    .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"]);
+                ("redis-server", command)
+            }
+            Kind::Nats => {
+                let mut command = tokio::process::Command::new("nats-server");
+                command.args(["-js", "-a", "127.0.0.1", "-p", &port, "-sd"]);
+                ("nats-server", command)
+            }
+        };
+        let child = command
             .arg(&self.dir)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install it with `apt-get install -y redis-server`")
+                panic!(
+                    "cannot start {program} ({e}): install it with `apt-get install -y {program}`"
+                )
             });
         self.child = Some(child);
-        wait_for_port(self.port, WAIT, "redis-server").await;
+        wait_for_port(self.port, WAIT, program).await;
         self
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = match self.kind {
+            Kind::Redis => "redis",
+            Kind::Nats => "nats",
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
+    /// Kills the server (SIGKILL).
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();
@@ -204,7 +241,7 @@ impl Redis {
     }
 }
 
-impl Drop for Redis {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }

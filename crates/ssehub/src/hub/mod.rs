@@ -34,16 +34,17 @@ pub const PRESENCE_EVENT: &str = "ssehub-presence";
 
 type SubscriberId = u64;
 
+/// What [`Engine::publish`] returns: the event as the shared log numbered it, later.
+pub type EnginePublish<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<Event>, StoreError>> + Send + 'a>>;
+
 /// A cluster engine: the shared log every node publishes to and reads from.
 pub trait Engine: Send + Sync + 'static {
     /// Appends `new` to the shared log and resolves with the event (its id given by the
     /// log) once the log holds it durably — not once any node has delivered it: every
     /// node's reader, this one's too, delivers it later through [`Hub::deliver_many`], in
     /// the log's order. `StoreError::Unavailable` when the log cannot be reached.
-    fn publish(
-        &self,
-        new: NewEvent,
-    ) -> Pin<Box<dyn Future<Output = Result<Arc<Event>, StoreError>> + Send + '_>>;
+    fn publish(&self, new: NewEvent) -> EnginePublish<'_>;
 
     /// Subscribers of `topic` on the other nodes, as last reported (the engine says how
     /// fresh). `/topics` adds them to this node's own.
@@ -62,6 +63,41 @@ pub trait Engine: Send + Sync + 'static {
     fn answered(&self, id: EventId) -> bool {
         let _ = id;
         false
+    }
+}
+
+/// The highest id an engine's publishes through this node were answered with: what
+/// [`Engine::answered`] is asked about.
+#[derive(Default)]
+pub struct Answered(Mutex<EventId>);
+
+impl Answered {
+    /// Records that a publish was answered with `id`.
+    pub fn record(&self, id: EventId) {
+        let mut highest = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *highest = (*highest).max(id);
+    }
+
+    /// True when `id` is at or before the highest id recorded.
+    pub fn covers(&self, id: EventId) -> bool {
+        id <= *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An engine's wait for the shared log's reply to a publish: at most `timeout`. A failed
+/// request or no reply in time is `StoreError::Unavailable` (the publisher gets 503), its
+/// message starting with `what` (the engine and the request, e.g. `redis XADD`).
+pub async fn log_reply<T, E: std::fmt::Display>(
+    timeout: std::time::Duration,
+    what: &str,
+    reply: impl Future<Output = Result<T, E>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, reply).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(StoreError::Unavailable(format!("{what}: {e}"))),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "{what}: no answer in time"
+        ))),
     }
 }
 
