@@ -303,6 +303,55 @@ async fn presence_watchers_hear_cluster_wide_counts<E: EngineServer>() {
     }
 }
 
+async fn every_field_and_any_topic_cross_the_engine_unchanged<E: EngineServer>() {
+    let server = E::start().await;
+    let a = Node::start::<E>(&server, &[]).await;
+    let b = Node::start::<E>(&server, &[]).await;
+    // Characters a subject gives a meaning to (`.`, `*`, `>`), and non-ASCII.
+    let topic = "orders.eu.*>é:1";
+    let response = reqwest::Client::new()
+        .get(format!("{}/events", b.url))
+        .query(&[("topic", topic), ("topic", "fields")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut sub = EventStream::new(response.bytes_stream(), WAIT);
+    // (The odd topic subscribed with a plain one, whose count is simpler to ask for.)
+    b.wait_subscribers("fields", 1).await;
+    let body = serde_json::json!({
+        "topic": [topic, "other"],
+        "event": " padded name ",
+        "data": "line one\nline two",
+        "id": " custom id ",
+        "retry": 1500,
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/publish", a.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut retry = None;
+    let e = loop {
+        match sub.item().await.expect("the event") {
+            ParserItem::Retry(ms) => retry = Some(ms),
+            ParserItem::Event(e) => break e,
+            ParserItem::Comment(_) => {}
+        }
+    };
+    assert_eq!(
+        (e.event.as_str(), e.data.as_str(), e.id.as_str(), retry),
+        (
+            " padded name ",
+            "line one\nline two",
+            " custom id ",
+            Some(1500)
+        )
+    );
+}
+
 /// `ssehub_cluster_nodes` on `node`'s /metrics.
 async fn cluster_nodes(node: &Node) -> u64 {
     let text = reqwest::get(format!("{}/metrics", node.url))
@@ -373,5 +422,6 @@ suite! {
         subscriber_counts_are_cluster_wide_within_seconds,
         presence_watchers_hear_cluster_wide_counts,
         nodes_are_counted_with_or_without_subscribers,
+        every_field_and_any_topic_cross_the_engine_unchanged,
     ],
 }

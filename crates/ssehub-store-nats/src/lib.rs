@@ -38,6 +38,7 @@ use async_nats::jetstream::{self, Message};
 use futures_util::{FutureExt, StreamExt};
 use ssehub::{log_reply, Answered, Engine, EnginePublish, Hub};
 use ssehub_core::{Event, EventId, MemoryStore, NewEvent, Retention, Store, StoreError};
+use tokio::sync::watch;
 
 /// How a node joins a cluster.
 #[derive(Clone, Debug)]
@@ -80,6 +81,8 @@ const PULL_EXPIRES: Duration = Duration::from_secs(4);
 const COUNTS_EVERY: Duration = Duration::from_secs(2);
 /// A node not heard from in this long stops being counted.
 const COUNTS_TTL: Duration = Duration::from_secs(6);
+/// The first wait before the reader tries the stream again.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts to reach the server again.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -105,6 +108,10 @@ pub struct NatsEngine {
     reports: Mutex<HashMap<String, Report>>,
     /// The highest id this node's publishes were acknowledged with.
     answered: Answered,
+    /// Counts the client's connections to the server: the reader starts a new consumer
+    /// on each reconnection rather than wait for the old one (gone with a restarted server)
+    /// to be noticed missing, which takes the client several seconds.
+    reconnects: watch::Receiver<u64>,
 }
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -117,7 +124,14 @@ impl NatsEngine {
     /// The hub must be built on [`NatsEngine::mirror`] and the engine started on it with
     /// [`NatsEngine::start`].
     pub async fn connect(options: NatsOptions) -> Result<Arc<NatsEngine>, StoreError> {
+        let (connected, reconnects) = watch::channel(0u64);
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                if matches!(event, async_nats::Event::Connected) {
+                    connected.send_modify(|n| *n += 1);
+                }
+                std::future::ready(())
+            })
             .connection_timeout(options.publish_timeout)
             .request_timeout(Some(options.publish_timeout))
             // Reconnect forever, soon: publishes answer 503 meanwhile.
@@ -156,6 +170,7 @@ impl NatsEngine {
             node: node_name(),
             reports: Mutex::new(HashMap::new()),
             answered: Answered::default(),
+            reconnects,
         };
         if info.state.messages > 0 {
             engine.load(&stream, first).await?;
@@ -266,9 +281,10 @@ impl NatsEngine {
         Ok(())
     }
 
-    /// Follows the stream forever, delivering each event to `hub`. After any error it
-    /// starts a new consumer (with back-off) right after the last sequence delivered, so
-    /// nothing is skipped or repeated. Run it as a task for the life of the hub.
+    /// Follows the stream forever, delivering each event to `hub`. After any error, and
+    /// after every reconnection to the server, it starts a new consumer right after the
+    /// last sequence delivered, so nothing is skipped or repeated. Run it as a task for the
+    /// life of the hub.
     pub async fn run(self: Arc<Self>, hub: Arc<Hub>) {
         let mut after = self
             .mirror
@@ -276,17 +292,29 @@ impl NatsEngine {
             .newest
             .unwrap_or_else(|| self.mirror.floor())
             .seq;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = INITIAL_BACKOFF;
         loop {
-            if let Err(e) = self.follow(&hub, &mut after).await {
-                tracing::warn!(error = %e, after, "cluster reader lost the stream; following again");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+            let started = Instant::now();
+            match self.follow(&hub, &mut after).await {
+                Ok(()) => backoff = INITIAL_BACKOFF,
+                Err(e) => {
+                    tracing::warn!(error = %e, after, "cluster reader lost the stream; following again");
+                    // A reader that followed for a while is having a new trouble.
+                    if started.elapsed() > MAX_BACKOFF * 2 {
+                        backoff = INITIAL_BACKOFF;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
             }
         }
     }
 
+    /// Delivers what the stream holds after `after` until an error (`Err`) or a
+    /// reconnection to the server (`Ok`).
     async fn follow(&self, hub: &Hub, after: &mut u64) -> Result<(), StoreError> {
+        let mut reconnects = self.reconnects.clone();
+        reconnects.borrow_and_update();
         let stream = self
             .js
             .get_stream(&self.options.stream)
@@ -295,10 +323,13 @@ impl NatsEngine {
         let mut messages = self.consumer(&stream, *after + 1).await?;
         tracing::info!(after = *after, "cluster reader following the stream");
         loop {
-            let first = messages
-                .next()
-                .await
-                .ok_or_else(|| unavailable("consumer", "ended"))?;
+            let first = tokio::select! {
+                first = messages.next() => first.ok_or_else(|| unavailable("consumer", "ended"))?,
+                _ = reconnects.changed() => {
+                    tracing::info!(after = *after, "reconnected to the server; following the stream again");
+                    return Ok(());
+                }
+            };
             // Everything that has arrived, up to READ_BATCH, in one go.
             let mut batch = vec![first];
             while batch.len() < READ_BATCH {
@@ -345,7 +376,7 @@ impl NatsEngine {
             let engine = self.clone();
             let subject = subject.clone();
             async move {
-                let mut backoff = Duration::from_millis(100);
+                let mut backoff = INITIAL_BACKOFF;
                 loop {
                     match engine.client.subscribe(subject.clone()).await {
                         Ok(mut reports) => {

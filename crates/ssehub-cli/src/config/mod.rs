@@ -309,6 +309,83 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_key_names_nats_or_redis_and_redis_url_is_its_synonym() {
+        let store = |engine: Option<&str>, redis_url: Option<&str>| {
+            let layer = Layer {
+                engine: engine.map(Into::into),
+                redis_url: redis_url.map(Into::into),
+                ..Layer::default()
+            };
+            resolve(layer, None).map(|s| s.store)
+        };
+        let nats = "nats://127.0.0.1:4222";
+        let redis = "redis://127.0.0.1:6379";
+        let history = 10_000;
+        let table = [
+            (
+                Some(nats),
+                None,
+                StoreChoice::Nats {
+                    url: nats.into(),
+                    history,
+                },
+            ),
+            (
+                Some(redis),
+                None,
+                StoreChoice::Redis {
+                    url: redis.into(),
+                    history,
+                },
+            ),
+            (
+                None,
+                Some(redis),
+                StoreChoice::Redis {
+                    url: redis.into(),
+                    history,
+                },
+            ),
+            (
+                Some(redis),
+                Some(redis),
+                StoreChoice::Redis {
+                    url: redis.into(),
+                    history,
+                },
+            ),
+        ];
+        for (engine, redis_url, want) in table {
+            assert_eq!(
+                store(engine, redis_url).unwrap(),
+                want,
+                "{engine:?} {redis_url:?}"
+            );
+        }
+        let refused = [
+            (Some("kafka://x:9092"), None, "engine: "),
+            (None, Some(nats), "redis_url: "),
+            (Some(nats), Some(redis), "engine: "),
+        ];
+        for (engine, redis_url, key) in refused {
+            let err = store(engine, redis_url).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{engine:?} {redis_url:?}: {err}");
+        }
+        let rules = parse_file(
+            "engine = \"nats://127.0.0.1:4222\"\n[[retain]]\ntopics = \"a\"\nevents = 1\n",
+            "f.toml",
+        )
+        .unwrap();
+        let err = resolve(Layer::default(), Some(rules))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("retain:") && err.contains("(engine)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn route_tables_are_read_from_the_file_and_checked() {
         let file = parse_file(
             r#"
