@@ -140,7 +140,7 @@ impl NatsEngine {
                 let step = Duration::from_millis(50) * 2u32.saturating_pow(attempt.min(8) as u32);
                 step.min(MAX_BACKOFF)
             })
-            .connect(options.url.as_str())
+            .connect(options.url.split(',').map(str::trim).collect::<Vec<_>>())
             .await
             .map_err(|e| unavailable("connect", e))?;
         let mut js = jetstream::new(client.clone());
