@@ -394,6 +394,31 @@ async fn nodes_are_counted_with_or_without_subscribers<E: EngineServer>() {
     wait_cluster_nodes(&a, 1, Duration::from_secs(15)).await;
 }
 
+/// JetStream keeps exactly `history` events (the stream's `max_msgs`; Redis's `MAXLEN ~`
+/// trims only approximately, so this is not in the suite): a node started later holds the
+/// newest ones, resets a client whose id the stream discarded, and replays completely from
+/// an id it kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_keeps_history_events_and_resets_ids_it_discarded() {
+    let server = Nats::start().await;
+    let first = Node::start::<Nats>(&server, &["--history", "5"]).await;
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        ids.push(first.publish_ok("kept", &i.to_string()).await);
+    }
+    let late = Node::start::<Nats>(&server, &["--history", "5"]).await;
+    let mut discarded = late.subscribe("kept", Some(&ids[0])).await;
+    let (control, events) = discarded.split_control(5).await;
+    assert_eq!(control.len(), 1, "{control:?}");
+    assert_eq!(control[0].event, "ssehub-reset");
+    let got: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(got, ids[5..].iter().map(String::as_str).collect::<Vec<_>>());
+    let mut kept = late.subscribe("kept", Some(&ids[6])).await;
+    let (control, events) = kept.split_control(3).await;
+    assert!(control.is_empty(), "{control:?}");
+    assert_eq!(events[0].id, ids[7]);
+}
+
 /// The suite: each test body, once per engine, in a module named after the engine.
 macro_rules! suite {
     (engines: [$($engine:ident: $server:ty),* $(,)?], tests: $tests:tt $(,)?) => {
