@@ -173,7 +173,9 @@ impl NatsEngine {
             reconnects,
         };
         if info.state.messages > 0 {
-            engine.load(&stream, first).await?;
+            engine
+                .load(&stream, first, info.state.last_sequence)
+                .await?;
         }
         Ok(Arc::new(engine))
     }
@@ -264,17 +266,22 @@ impl NatsEngine {
         Ok((sequence, Some(event)))
     }
 
-    /// Reads the retained stream into the mirror, oldest first, up to the last message
-    /// there was when the read began.
-    async fn load(&self, stream: &Stream, first: u64) -> Result<(), StoreError> {
+    /// Reads the retained stream into the mirror, oldest first, up to `last` (the last
+    /// sequence when the node looked) or the end of the stream, whichever comes first: what
+    /// is published meanwhile is the reader's.
+    async fn load(&self, stream: &Stream, first: u64, last: u64) -> Result<(), StoreError> {
         let mut messages = self.consumer(stream, first).await?;
-        while let Some(message) = messages.next().await {
+        // A stream emptied since the node looked sends nothing more: stop waiting (the
+        // reader goes on from whatever was loaded, so nothing is lost either way).
+        let wait = self.options.publish_timeout;
+        while let Ok(Some(message)) = tokio::time::timeout(wait, messages.next()).await {
             let message = message.map_err(|e| unavailable("load", e))?;
             let pending = message.info().map_err(|e| unavailable("load", e))?.pending;
-            if let (_, Some(event)) = self.event(&message)? {
+            let (sequence, event) = self.event(&message)?;
+            if let Some(event) = event {
                 self.mirror.insert(event);
             }
-            if pending == 0 {
+            if pending == 0 || sequence >= last {
                 break;
             }
         }
