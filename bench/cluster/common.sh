@@ -70,7 +70,31 @@ start_redis() { # sets RPORT
   log "redis-server on $RPORT (pid $REDIS_PID)"
 }
 
-# start_nodes COUNT MODE(memory|cluster) FIRSTPORT: sets NODE_PIDS and NODE_PORTS
+start_nats() { # a fresh nats-server -js (new store dir); sets NPORT, NATS_PID
+  NPORT=$(free_port "${NPORT:-28422}")
+  NATS_DIR=$(mktemp -d /tmp/ssehub-cluster-nats.XXXXXX)
+  setsid nats-server -js -a 127.0.0.1 -p "$NPORT" -sd "$NATS_DIR" >>"$OUT/nats.log" 2>&1 &
+  NATS_PID=$!
+  MY_PIDS="$MY_PIDS $NATS_PID"
+  wait_port "$NPORT" 10 || log "nats-server did not start on $NPORT"
+  log "nats-server on $NPORT (pid $NATS_PID, store $NATS_DIR)"
+}
+
+stop_nats() {
+  stop_pids "$NATS_PID"
+  rm -rf "$NATS_DIR"
+}
+
+# engine_cpu PID FILE: the process's CPU seconds so far, as redis `info cpu` writes them.
+engine_cpu() {
+  local tck stat
+  tck=$(getconf CLK_TCK)
+  read -r -a stat <"/proc/$1/stat"
+  printf 'used_cpu_user:%s\nused_cpu_sys:%s\n' "$(echo "scale=3; ${stat[13]} / $tck" | bc)" \
+    "$(echo "scale=3; ${stat[14]} / $tck" | bc)" >"$2"
+}
+
+# start_nodes COUNT MODE(memory|cluster|nats) FIRSTPORT: sets NODE_PIDS and NODE_PORTS
 start_nodes() {
   local count=$1 mode=$2 port=$3 i args pid
   NODE_PIDS=() NODE_PORTS=()
@@ -78,6 +102,8 @@ start_nodes() {
     port=$(free_port "$port")
     if [[ $mode == memory ]]; then
       args=(--memory --history 100000)
+    elif [[ $mode == nats ]]; then
+      args=(--engine "nats://127.0.0.1:$NPORT" --history 100000)
     else
       args=(--redis-url "redis://127.0.0.1:$RPORT" --history 100000)
     fi
