@@ -39,8 +39,8 @@ for rep in $(seq 1 "$REPEAT"); do
   timeout 600 "${cmd[@]}" >/dev/null 2>"$OUT/h2.fanout.$rep.log" || echo "h2 $rep: failed" >>"$OUT/run.txt"
 
   note_machine "h1 $rep"
-  start_peer ssehub 27480
-  peer_args ssehub 27480
+  start_peer ssehub-memory 27480 # --memory, as the HTTP/2 side (h2-fanout.js) starts it
+  peer_args ssehub-memory 27480
   cmd=("$GEN" fanout -n "$STREAMS" -m "$EVENTS" -r "$RATE" --pub-conns "$PUB_CONNS" --drain-timeout 120
     "${PEER_ARGS[@]}" --src-base "127.$((60 + rep)).0.2" --json "$OUT/h1.fanout.$rep.json")
   echo "h1 $rep: hub $(tr '\0' ' ' <"/proc/$PEER_PID/cmdline"); generator ${cmd[*]}" >>"$OUT/run.txt"

@@ -1,6 +1,8 @@
 # Shared helpers for the benchmark scripts: start/stop a peer on loopback, and the generator
 # arguments that drive it. Source it; it needs REPO (the repository root).
-# Peers: ssehub, bare, node-express, better-sse, nchan, pushpin.
+# Peers: ssehub (the default durable store, a fresh --data-dir per run), ssehub-memory
+# (--memory), bare, node-express, better-sse, nchan, pushpin.
+# STORE=default|memory|both picks which ssehub peers "ssehub" stands for (store_peers).
 
 BENCH_DIR="${BENCH_DIR:-$REPO/bench}"
 RUN_DIR="${RUN_DIR:-$BENCH_DIR/run}"
@@ -33,8 +35,13 @@ start_peer() {
   fi
   case "$peer" in
     ssehub)
+      # The default store: the durable log, in a data directory of this run only.
       # shellcheck disable=SC2086 # SSEHUB_ARGS is a word list on purpose
-      setsid "$SSEHUB" serve --listen "127.0.0.1:$port" --memory ${SSEHUB_ARGS:-} >"$dir/out.log" 2>&1 &
+      setsid "$SSEHUB" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" ${SSEHUB_ARGS:-} >"$dir/out.log" 2>&1 &
+      PEER_PID=$! ;;
+    ssehub-memory)
+      # shellcheck disable=SC2086
+      setsid "$SSEHUB" serve --listen "127.0.0.1:$port" --memory ${SSEHUB_ARGS:-} ${SSEHUB_MEMORY_ARGS:-} >"$dir/out.log" 2>&1 &
       PEER_PID=$! ;;
     bare)
       # shellcheck disable=SC2086 # BARE_ARGS is a word list on purpose (e.g. --write-times)
@@ -116,7 +123,7 @@ peer_args() {
   local peer=$1 port=$2 base="http://127.0.0.1:$2"
   PEER_ARGS=(--label "$peer" --hub-pid "$PEER_PID")
   case "$peer" in
-    ssehub | bare | bare-per-event)
+    ssehub | ssehub-memory | bare | bare-per-event)
       PEER_ARGS+=(--sub-url "$base/events/{topic}" --pub-url "$base/publish") ;;
     node-express)
       PEER_ARGS+=(--sub-url "$base/events/{topic}" --pub-url "$base/broadcast"
@@ -133,10 +140,29 @@ peer_args() {
   esac
 }
 
+# store_peers "PEERS": the list with "ssehub" replaced by the ssehub peers of STORE:
+# default → ssehub, memory → ssehub-memory, both (the default) → ssehub ssehub-memory.
+store_peers() {
+  local p out=""
+  for p in $1; do
+    if [[ $p == ssehub ]]; then
+      case "${STORE:-both}" in
+        default) out="$out ssehub" ;;
+        memory) out="$out ssehub-memory" ;;
+        both) out="$out ssehub ssehub-memory" ;;
+        *) log "STORE must be default, memory or both, not $STORE"; return 1 ;;
+      esac
+    else
+      out="$out $p"
+    fi
+  done
+  echo "${out# }"
+}
+
 # Which scenarios a peer can run at all (replay needs history).
 peer_supports() { # PEER SCENARIO
   case "$2" in
-    replay*) [[ $1 == ssehub || $1 == nchan ]] ;;
+    replay*) [[ $1 == ssehub || $1 == ssehub-memory || $1 == nchan ]] ;;
     *) true ;;
   esac
 }

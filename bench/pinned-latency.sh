@@ -29,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+PEERS=$(store_peers "$PEERS") # ssehub: STORE=both (default), default or memory
 OUT="${OUT:-$BENCH_DIR/results/pinned-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT" "$RUN_DIR/bin"
 
@@ -52,7 +53,7 @@ scenario_args() {
     *) log "unknown scenario $1"; return 1 ;;
   esac
 }
-peer_port() { case "$1" in ssehub) echo 27380 ;; *) echo 27395 ;; esac; }
+peer_port() { case "$1" in ssehub) echo 27380 ;; ssehub-memory) echo 27385 ;; *) echo 27395 ;; esac; }
 
 {
   echo "# pinned run $(date -u +%FT%TZ) on $(nproc) cores: hub on CPU $HUB_CPU, generator on CPU $GEN_CPU"

@@ -9,6 +9,9 @@
 #   bench/publish-ab.sh OUT REPEAT "publish0 publish1k" ssehub-before=/path/ssehub ssehub=/path/ssehub nchan
 #   bench/report.py OUT          # tables; ratios are against the hub labelled ssehub
 #
+# Each build runs with the default durable store (label as given, a fresh data directory per
+# run) and with --memory (label-memory); STORE=default or STORE=memory runs only one.
+#
 # Scenarios as in run-all.sh: idle19k and fanout10k (for memory and fan-out), publish0 (20,000 publishes on 4 connections, no subscribers),
 # publish1k (1,000 publishes, 1,000 subscribers), and publish100k (100,000 publishes, no
 # subscribers: a longer window, steadier CPU figures).
@@ -39,6 +42,15 @@ for hub in "$@"; do
   cp "${hub#*=}" "$OUT/bin/ssehub.${hub%%=*}"
   echo "# ${hub%%=*}: ${hub#*=}, sha256 $(sha256sum "$OUT/bin/ssehub.${hub%%=*}" | cut -c1-12)" >>"$OUT/run.txt"
 done
+# One entry per run: label=path=peer, peer being ssehub (default store) or ssehub-memory.
+RUNS=()
+for hub in "$@"; do
+  if [[ $hub == nchan ]]; then RUNS+=(nchan); continue; fi
+  for p in $(store_peers ssehub); do
+    suffix=${p#ssehub}
+    RUNS+=("${hub%%=*}$suffix=${hub#*=}=$p")
+  done
+done
 k=0
 for rep in $(seq 1 "$REPEAT"); do
   for sc in $SCENARIOS; do
@@ -51,16 +63,17 @@ for rep in $(seq 1 "$REPEAT"); do
       fanout10k) MODE=fanout ARGS=(-n 10000 -m 100 -r 100 --pub-conns 4 --drain-timeout 120) ;;
       *) log "unknown scenario $sc"; exit 1 ;;
     esac
-    for hub in "$@"; do
+    for hub in "${RUNS[@]}"; do
       waited=0
       while pgrep -x ssehub-bench >/dev/null && ((waited < 600)); do sleep 2; waited=$((waited + 2)); done
       if [[ $hub == nchan ]]; then
         label=nchan peer=nchan port=27620
       else
-        label=${hub%%=*} peer=ssehub port=27580
-        export SSEHUB="$OUT/bin/ssehub.$label"
+        label=${hub%%=*} peer=${hub##*=} port=27580
+        bin=${label%-memory}
+        export SSEHUB="$OUT/bin/ssehub.$bin"
       fi
-      export SSEHUB_ARGS=""
+      export SSEHUB_ARGS="" SSEHUB_MEMORY_ARGS=""
       if ! start_peer "$peer" "$port"; then
         echo "$label $sc $rep: did not start" >>"$OUT/run.txt"
         continue

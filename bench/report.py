@@ -9,7 +9,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-ORDER = ["ssehub", "bare", "bare-per-event", "node-express", "better-sse", "nchan", "pushpin"]
+ORDER = ["ssehub", "ssehub-memory", "bare", "bare-per-event", "node-express", "better-sse", "nchan", "pushpin"]
 
 
 def get(d, path):
@@ -68,6 +68,7 @@ COLUMNS = {
         ("p99 ms", "delivery.latency.p99_ms", 2, True),
         ("max ms", "delivery.latency.max_ms", 1, False),
         ("hub CPU-s / 1M deliveries", "hub.cpu_s_per_million_deliveries", 2, True),
+        ("hub RSS per sub KiB", "hub.rss_per_sub_kib", 2, True),
         ("hub cores", "hub.cores", 2, False),
         ("generator cores", "generator.cores", 2, False),
         ("box busy cores", "box_busy_cores", 2, False),

@@ -7,7 +7,9 @@
 #                    [--quiet-below CORES [--quiet-wait SECONDS]] [--wait-others SECONDS]
 #
 # Peers: ssehub bare node-express better-sse nchan pushpin (bare = the bare write loop,
-# the machine's ceiling for the same bytes). Scenarios: see scenario() below, or --list.
+# the machine's ceiling for the same bytes). "ssehub" runs with the default durable store
+# (label ssehub, a fresh data directory each run) and with --memory (label ssehub-memory);
+# STORE=default or STORE=memory runs only one of them. Scenarios: see scenario() below, or --list.
 # Everything runs on 127.0.0.0/8; each run uses its own block of source addresses.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,6 +39,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
+PEERS=$(store_peers "$PEERS")
 OUT="${OUT:-$BENCH_DIR/results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
 
@@ -50,7 +53,24 @@ scenario() {
     fanout10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -m 100 -r 100 --pub-conns 4 --drain-timeout 120) ;;
     latency10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -m 100 -r 10 --pub-conns 1 --drain-timeout 60) ;;
     latency1k) SC_MODE=fanout; SC_ARGS=(-n 1000 -m 100 -r 10 --pub-conns 1) ;;
-    topics5k) SC_MODE=fanout; SC_ARGS=(-n 5000 -k 5000 -m 5000 -r 1000 --pub-conns 4) ;;
+    topics5k) SC_MODE=fanout; SC_ARGS=(-n 5000 -k 5000 -m 20000 -r 1000 --pub-conns 4) ;;
+    # issue 15: 19,000 subscribers over 10,000 topics, 100,000 more topics holding one event each
+    # and no subscriber; 20,000 events round-robin over the subscribed topics at 2,000/s
+    topics19k) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 10000 --prefill 100000 -m 20000 -r 2000
+      --pub-conns 4 --procs 2 --drain-timeout 60) ;;
+    # issue 15: cost growth, N subscribers over K topics (costN-K); ~100,000 deliveries/s
+    # asked for (publish rate 100,000 × K ÷ N, at most 2,000/s), 5 s of publishing
+    cost1k-1) SC_MODE=fanout; SC_ARGS=(-n 1000 -k 1 -m 500 -r 100) ;;
+    cost1k-10) SC_MODE=fanout; SC_ARGS=(-n 1000 -k 10 -m 5000 -r 1000) ;;
+    cost1k-100) SC_MODE=fanout; SC_ARGS=(-n 1000 -k 100 -m 10000 -r 2000) ;;
+    cost10k-1) SC_MODE=fanout; SC_ARGS=(-n 10000 -k 1 -m 50 -r 10 --ramp 5000) ;;
+    cost10k-10) SC_MODE=fanout; SC_ARGS=(-n 10000 -k 10 -m 500 -r 100 --ramp 5000) ;;
+    cost10k-100) SC_MODE=fanout; SC_ARGS=(-n 10000 -k 100 -m 5000 -r 1000 --ramp 5000) ;;
+    cost10k-10k) SC_MODE=fanout; SC_ARGS=(-n 10000 -k 10000 -m 10000 -r 2000 --ramp 5000) ;;
+    cost19k-1) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 1 -m 25 -r 5 --procs 2 --ramp 5000) ;;
+    cost19k-10) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 10 -m 250 -r 50 --procs 2 --ramp 5000) ;;
+    cost19k-100) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 100 -m 2500 -r 500 --procs 2 --ramp 5000) ;;
+    cost19k-10k) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 10000 -m 10000 -r 2000 --procs 2 --ramp 5000) ;;
     publish0) SC_MODE=publish; SC_ARGS=(-m 20000 --pub-conns 4) ;;
     publish1k) SC_MODE=publish; SC_ARGS=(-n 1000 -m 1000 --pub-conns 4 --drain-timeout 120) ;;
     replay100k) SC_MODE=replay; SC_ARGS=(-m 100000 --replayers 1 --pub-conns 4 --drain-timeout 120) ;;
@@ -71,7 +91,7 @@ scenario() {
 # Ports away from the usual 8080/18080 a colleague may be using.
 peer_port() {
   case "$1" in
-    ssehub) echo 27080 ;; bare) echo 27090 ;; bare-per-event) echo 27095 ;;
+    ssehub) echo 27080 ;; ssehub-memory) echo 27085 ;; bare) echo 27090 ;; bare-per-event) echo 27095 ;;
     node-express) echo 27100 ;; better-sse) echo 27110 ;; nchan) echo 27120 ;; pushpin) echo 27130 ;;
     *) echo 27200 ;;
   esac
@@ -88,7 +108,7 @@ next_src() {
 
 [[ -x $GEN ]] || { log "build the generator first: cargo build --release -p ssehub-bench"; exit 1; }
 for peer in $PEERS; do
-  if [[ $peer == ssehub && ! -x $SSEHUB ]]; then
+  if [[ $peer == ssehub* && ! -x $SSEHUB ]]; then
     log "build the hub first: cargo build --release -p ssehub-cli"; exit 1
   fi
 done
@@ -129,7 +149,7 @@ OTHERS_NOTE="no wait"
 
 {
   echo "# run $(date -u +%FT%TZ) on $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
-  echo "# peers: $PEERS"
+  echo "# peers: $PEERS (ssehub: default durable store in a fresh --data-dir; ssehub-memory: --memory)"
   echo "# scenarios: $SCENARIOS, repeat $REPEAT"
   echo "# repo $(cd "$REPO" && git rev-parse --short HEAD); ssehub binary sha256 $(sha256sum "$SSEHUB" 2>/dev/null | cut -c1-12) built $(date -u -r "$SSEHUB" +%FT%TZ 2>/dev/null)"
   echo "# versions: $(node --version 2>/dev/null) $(nginx -v 2>&1 | tr -d '\n') pushpin $(pushpin --version 2>/dev/null | tail -1)"
@@ -141,11 +161,13 @@ for sc in $SCENARIOS; do
     for peer in $PEERS; do
       if ! peer_supports "$peer" "$sc"; then continue; fi
       port=$(peer_port "$peer")
-      # ssehub keeps 10,000 events in memory mode by default; replay needs the whole preload
-      # (nchan gets nchan_message_buffer_length 200000 likewise).
+      # ssehub keeps 10,000 events in memory mode by default; replay needs the whole preload,
+      # topics19k its 100,000 prefilled events (nchan gets nchan_message_buffer_length 200000
+      # likewise; the durable log keeps 1,000,000 by default).
       if ((WAIT_OTHERS > 0)); then wait_others; fi
       machine_note "$peer $sc $rep"
-      case "$sc" in replay*) export SSEHUB_ARGS="--history 200000" ;; *) export SSEHUB_ARGS="" ;; esac
+      export SSEHUB_ARGS=""
+      case "$sc" in replay* | topics19k) export SSEHUB_MEMORY_ARGS="--history 200000" ;; *) export SSEHUB_MEMORY_ARGS="" ;; esac
       if ! start_peer "$peer" "$port"; then
         echo "$peer $sc $rep: did not start" >>"$OUT/run.txt"; continue
       fi

@@ -653,6 +653,12 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
     let k = o.topics.max(1);
     let procs = procs_for(o, n);
     let hub0 = c.hub(true);
+    let mut out = json!({});
+    if o.prefill > 0 {
+        out["prefill"] = prefill(c).await?;
+    }
+    // Memory per subscriber is counted from here: after the prefilled history.
+    let hub_subs0 = c.hub(false);
     let t_start = now_us();
     let mut kids = None;
     let mut readies = Vec::new();
@@ -697,7 +703,6 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
     let pubr = publish(o, round_robin(0..m, k), rate, k).await?;
     let hub_pub1 = c.hub(false);
     let gen_pub1 = procfs::self_sample();
-    let mut out = json!({});
     let (mut merged, mut hist) = (Value::Null, Hist::new());
     let mut hub_end = hub_pub1;
     let mut drained = Value::Null;
@@ -782,6 +787,8 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
         "cores": hub_cpu.map(|c| if wall > 0.0 { c / wall } else { 0.0 }),
         "cpu_s_per_million_deliveries": per_m(hub_cpu, received),
         "cpu_s_per_million_publishes": per_m(hub_cpu, pubr.st.ok),
+        "rss_per_sub_kib": rss_per_sub(&hub_subs0, &hub_pub0, sum(&readies, "live")),
+        "rss_per_sub_kib_at_end": rss_per_sub(&hub_subs0, &hub_end, sum(&readies, "live")),
     });
     out["generator"] = json!({
         "cpu_s": gen_cpu,
@@ -792,6 +799,51 @@ async fn run_fanout(c: &Ctx, mode: Mode) -> Result<Value, String> {
     // Everything busy on the machine in the same window (hub + generator + anything else).
     out["box_busy_cores"] = json!(if wall > 0.0 { box_busy / wall } else { 0.0 });
     Ok(out)
+}
+
+/// (RSS at `b` − RSS at `a`) ÷ `subs`, KiB: the hub's memory per subscriber.
+fn rss_per_sub(a: &Option<Sample>, b: &Option<Sample>, subs: u64) -> Value {
+    match (a, b) {
+        (Some(a), Some(b)) if subs > 0 => {
+            json!(((b.rss_kib as f64 - a.rss_kib as f64) / subs as f64 * 100.0).round() / 100.0)
+        }
+        _ => Value::Null,
+    }
+}
+
+/// `--prefill`: one event to each of `--prefill` topics `<--prefill-prefix><i>`, flat out,
+/// before any subscriber connects; the report of that publishing.
+async fn prefill(c: &Ctx) -> Result<Value, String> {
+    let o = &c.o;
+    let n = o.prefill;
+    let po = Opts {
+        topic_prefix: o.prefill_prefix.clone(),
+        pub_conns: o.prefill_conns.max(1),
+        ..o.clone()
+    };
+    log(&format!(
+        "prefill: one event to each of {n} topics {}0..{}{} on {} connection(s)",
+        po.topic_prefix,
+        po.topic_prefix,
+        n - 1,
+        po.pub_conns
+    ));
+    let hub_a = c.hub(false);
+    let r = publish(&po, round_robin(0..n, n), 0.0, n).await?;
+    let hub_b = c.hub(false);
+    if r.st.ok != n {
+        return Err(format!(
+            "prefill: {} of {n} publishes succeeded: {:?}",
+            r.st.ok, r.st.errors
+        ));
+    }
+    Ok(json!({
+        "topics": n,
+        "ok": r.st.ok,
+        "elapsed_s": r.elapsed_s,
+        "hub_cpu_s": cpu_between(&hub_a, &hub_b),
+        "hub_rss_kib_after": hub_b.map(|s| s.rss_kib),
+    }))
 }
 
 async fn run_replay(c: &Ctx) -> Result<Value, String> {

@@ -109,6 +109,15 @@ pub struct Opts {
     pub topics: u64,
     #[arg(long, default_value = "t")]
     pub topic_prefix: String,
+    /// Fanout/publish: before any subscriber connects, publish one event to each of this many
+    /// topics named `<--prefill-prefix><i>` (flat out, on `--prefill-conns` connections): topics
+    /// that hold history but have no subscriber.
+    #[arg(long, default_value_t = 0)]
+    pub prefill: u64,
+    #[arg(long, default_value = "h")]
+    pub prefill_prefix: String,
+    #[arg(long, default_value_t = 16)]
+    pub prefill_conns: usize,
     /// Events to publish.
     #[arg(long, short = 'm')]
     pub events: Option<u64>,

@@ -60,6 +60,40 @@ fn fanout_counts_every_event_once() {
 }
 
 #[test]
+fn prefill_publishes_to_topics_nobody_subscribes() {
+    let s = bare();
+    let v = run(
+        &s,
+        &[
+            "fanout",
+            "-n",
+            "10",
+            "-k",
+            "10",
+            "-m",
+            "20",
+            "-r",
+            "0",
+            "--ramp",
+            "0",
+            "--prefill",
+            "50",
+            "--prefill-conns",
+            "3",
+        ],
+    );
+    assert_eq!(v["prefill"]["topics"], 50);
+    assert_eq!(v["prefill"]["ok"], 50);
+    // The prefilled topics (h0..h49) are not the subscribed ones (t0..t9): each subscriber
+    // gets exactly its two events, nothing of the prefill.
+    assert_eq!(v["delivery"]["expected"], 20);
+    assert_eq!(v["delivery"]["received"], 20);
+    assert_eq!(v["delivery"]["dups"], 0);
+    assert_eq!(v["delivery"]["unmarked"], 0);
+    assert!(v["hub"]["rss_per_sub_kib"].is_number());
+}
+
+#[test]
 fn idle_holds_and_storm_reports_missed_events_without_history() {
     let s = bare();
     let v = run(&s, &["idle", "-n", "20", "--hold", "0.2", "--ramp", "0"]);
