@@ -58,6 +58,10 @@ scenario() {
     # and no subscriber; 20,000 events round-robin over the subscribed topics at 2,000/s
     topics19k) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 10000 --prefill 100000 -m 20000 -r 2000
       --pub-conns 4 --procs 2 --drain-timeout 60) ;;
+    # the same two, published flat out (8 connections): the most deliveries/s each hub reaches
+    topics5kmax) SC_MODE=fanout; SC_ARGS=(-n 5000 -k 5000 -m 20000 -r 0 --pub-conns 8) ;;
+    topics19kmax) SC_MODE=fanout; SC_ARGS=(-n 19000 -k 10000 --prefill 100000 -m 20000 -r 0
+      --pub-conns 8 --procs 2 --drain-timeout 60) ;;
     # issue 15: cost growth, N subscribers over K topics (costN-K); ~100,000 deliveries/s
     # asked for (publish rate 100,000 × K ÷ N, at most 2,000/s), 5 s of publishing
     cost1k-1) SC_MODE=fanout; SC_ARGS=(-n 1000 -k 1 -m 500 -r 100) ;;
@@ -167,7 +171,7 @@ for sc in $SCENARIOS; do
       if ((WAIT_OTHERS > 0)); then wait_others; fi
       machine_note "$peer $sc $rep"
       export SSEHUB_ARGS=""
-      case "$sc" in replay* | topics19k) export SSEHUB_MEMORY_ARGS="--history 200000" ;; *) export SSEHUB_MEMORY_ARGS="" ;; esac
+      case "$sc" in replay* | topics19k*) export SSEHUB_MEMORY_ARGS="--history 200000" ;; *) export SSEHUB_MEMORY_ARGS="" ;; esac
       if ! start_peer "$peer" "$port"; then
         echo "$peer $sc $rep: did not start" >>"$OUT/run.txt"; continue
       fi
