@@ -29,6 +29,9 @@ def main():
     tables = [
         ("hub CPU-µs per delivery", "hub.cpu_s_per_million_deliveries", 2),
         ("hub RSS per subscriber, KiB (after connecting, before publishing)", "hub.rss_per_sub_kib", 2),
+        ("publishes/s achieved", "publish.achieved_rate", 0),
+        ("publishes/s asked", "publish.target_rate", 0),
+        ("publish request p50 ms", "publish.request_latency.p50_ms", 2),
         ("deliveries/s", "delivery.deliveries_per_s", 0),
         ("completeness", "delivery.completeness", 4),
     ]
