@@ -3,6 +3,8 @@
 # subscribers on /.well-known/mercure?topic=T (form publishes to /.well-known/mercure) beside
 # subscribers on /events/T (JSON publishes to /publish), REPEAT times each. No JWT keys are
 # set, so neither API checks a token (both take the same path through the auth layer).
+# The hub runs with --memory (HUB_PEER=ssehub-memory); HUB_PEER=ssehub runs the default
+# durable store instead. The native side is labelled "ssehub" either way (report.py's base).
 #
 #   REPEAT=3 SCENARIOS="fanout10k latency10k publish0 publish1k" bench/mercure-vs-native.sh [OUT]
 #   bench/report.py OUT   # tables: ssehub (native) and mercure side by side, ratios to native
@@ -10,7 +12,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 RUN_DIR="${RUN_DIR:-$REPO/bench/run-mercure}"
 source "$REPO/bench/lib.sh"
-REPEAT="${REPEAT:-3}" WAIT_OTHERS="${WAIT_OTHERS:-300}"
+HUB_PEER="${HUB_PEER:-ssehub-memory}" REPEAT="${REPEAT:-3}" WAIT_OTHERS="${WAIT_OTHERS:-300}"
 SCENARIOS="${SCENARIOS:-fanout10k latency10k publish0 publish1k}"
 OUT="${1:-$BENCH_DIR/results/mercure-vs-native-$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT" "$RUN_DIR/bin"
@@ -55,7 +57,7 @@ for rep in $(seq 1 "$REPEAT"); do
     scenario "$scen"
     for api in ssehub mercure; do
       note_machine "$api $scen $rep"
-      start_peer ssehub 27680
+      start_peer "$HUB_PEER" 27680
       api_args "$api" 27680
       src=$((src + 1))
       cmd=("$GEN" "$SC_MODE" "${SC_ARGS[@]}" "${PEER_ARGS[@]}" --src-base "127.$src.0.2"
