@@ -18,8 +18,8 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
-pub(crate) use publish::decode_valid as decode_publish;
 pub use publish::CLOSE_EVENT;
+pub(crate) use publish::{check_batch_decoders, decode_valid as decode_publish};
 pub use subscribe::{prepare as prepare_stream, STREAM_HEADERS};
 
 use crate::config::CorsOrigins;

@@ -173,6 +173,82 @@ async fn a_batch_publishes_every_event_in_order() {
     }
 }
 
+/// A JSON batch of the usual shape is decoded in one pass, any other shape the general way:
+/// both publish the same events. Regression for the one-pass batch decoder: an unusual item
+/// after usual ones (a number as id, JSON as data, escapes) still publishes, in order; the
+/// answer escapes a custom id that needs it; a malformed item after good ones refuses the
+/// batch with its position and publishes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_any_shape_publishes_the_same_events() {
+    let hub = TestHub::start().await;
+    let mut sse = hub.subscribe("/events/m", &[]).await;
+    hub.wait_subscribers("m", 1).await;
+    let usual = r#"[{"topic":"m","data":"a\"b"}, {"topic":["m"],"data":"\u00e9","id":"q\"id"}]"#;
+    let (status, answer) = post_raw(&hub, "application/json", usual.into()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[1], json!({"id": "q\"id", "delivered": 1}));
+    let unusual = r#"[{"topic":"m","data":"c"}, {"topic":"m","id":7,"data":{"k":[1,null]}}]"#;
+    let (status, answer) = post_raw(&hub, "application/json", unusual.into()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer[1]["id"], "7");
+    let seen: Vec<(String, String)> = [
+        sse.event().await,
+        sse.event().await,
+        sse.event().await,
+        sse.event().await,
+    ]
+    .into_iter()
+    .map(|e| (e.data, e.id))
+    .collect();
+    assert_eq!(seen[0].0, "a\"b");
+    assert_eq!(seen[1], ("é".to_owned(), "q\"id".to_owned()));
+    assert_eq!(seen[2].0, "c");
+    assert_eq!(seen[3], (r#"{"k":[1,null]}"#.to_owned(), "7".to_owned()));
+
+    for (bad, why) in [
+        (
+            r#"[{"topic":"m","data":"x"}, {"topic":5}]"#,
+            "topic must be",
+        ),
+        (
+            r#"[{"topic":"m","data":"x"}, 3]"#,
+            "body must be a JSON object",
+        ),
+        (
+            r#"[{"topic":"m","data":"x"}] trailing"#,
+            "malformed JSON batch",
+        ),
+        (r#"[{"topic":"m","data":"x"},]"#, "malformed JSON batch"),
+    ] {
+        let (status, answer) = post_raw(&hub, "application/json", bad.into()).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(why), "{bad}: {error}");
+    }
+    let stats = hub.get_json("/topics").await;
+    let last = stats["topics"][0]["lastEventId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(last, "7", "nothing after the good batches was published");
+    sse.quiet_for(Duration::from_millis(150)).await;
+
+    // A large batch of small events: 5,000 (more than the decoder's first guess of the
+    // count for their size, and than one lock's chunk), every answer in order.
+    let big: Vec<_> = (0..5000)
+        .map(|i| json!({"topic": "m", "data": i.to_string()}))
+        .collect();
+    let (status, answer) = post_raw(&hub, "application/json", json!(big).to_string()).await;
+    assert_eq!(status, 200, "{answer}");
+    let answers = answer.as_array().unwrap();
+    assert_eq!(answers.len(), 5000);
+    for (i, a) in answers.iter().enumerate() {
+        let e = sse.event().await;
+        assert_eq!(e.data, i.to_string());
+        assert_eq!(a["id"].as_str().unwrap(), e.id);
+    }
+}
+
 /// One bad event refuses the whole batch, naming its position; nothing is published. An
 /// empty or malformed batch is a 400 too, and the topic limit holds for a batch as a whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
