@@ -17,6 +17,7 @@ pub fn check(make: MakeStore<'_>) {
     locates_positions_and_custom_ids(make);
     trimming_makes_old_ids_expired(make);
     durable_at_append_calls_back_at_once(make);
+    batches_append_as_appends_do(make);
 }
 
 fn topics(names: &[&str]) -> Vec<Topic> {
@@ -51,6 +52,48 @@ fn ids_increase(make: MakeStore<'_>) {
         Some(last),
         "ids_increase: stats newest"
     );
+}
+
+/// `append_batch` stores every event in order, ids increasing across single appends and
+/// batches, custom ids locatable, every event read back once.
+fn batches_append_as_appends_do(make: MakeStore<'_>) {
+    let store = make(Retention::events(1000));
+    let first = append(&*store, "a", "single");
+    let batch: Vec<NewEvent> = (0..300)
+        .map(|i| {
+            let mut new =
+                NewEvent::new(topics(&[if i % 3 == 0 { "b" } else { "a" }]), i.to_string());
+            if i == 150 {
+                new.custom_id = Some(WireId::new("batch-150").expect("id"));
+            }
+            new
+        })
+        .collect();
+    let (stored, result) = store.append_batch(batch);
+    result.expect("append_batch");
+    assert_eq!(stored.len(), 300, "batches: every event stored");
+    let mut last = first;
+    for (i, e) in stored.iter().enumerate() {
+        assert!(e.id > last, "batches: {} after {}", e.id, last);
+        assert_eq!(e.data, i.to_string(), "batches: in order");
+        last = e.id;
+    }
+    assert!(
+        append(&*store, "a", "after") > last,
+        "batches: ids go on increasing"
+    );
+    assert_eq!(
+        store.locate("batch-150").expect("locate"),
+        Locate::Found(stored[150].id)
+    );
+    let all = store.read(first, &|_| true, 1000).expect("read");
+    let data: Vec<&str> = all.events.iter().map(|e| e.data.as_str()).collect();
+    let expected: Vec<String> = (0..300)
+        .map(|i| i.to_string())
+        .chain(["after".into()])
+        .collect();
+    assert_eq!(data, expected, "batches: read back once, in order");
+    assert_eq!(store.stats().events, 302, "batches: stats count");
 }
 
 /// A store that says its events are durable once appended must call back from

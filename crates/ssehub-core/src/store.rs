@@ -162,6 +162,20 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// Appends `events` in order, as [`Store::append`] does each: the stored events, and the
+    /// error that stopped the batch part-way, if any (the events before it are stored). A
+    /// store that can write many records at once (the log: one write for the lot) does.
+    fn append_batch(&self, events: Vec<NewEvent>) -> (Vec<Arc<Event>>, Result<(), StoreError>) {
+        let mut stored = Vec::with_capacity(events.len());
+        for new in events {
+            match self.append(new) {
+                Ok(event) => stored.push(event),
+                Err(e) => return (stored, Err(e)),
+            }
+        }
+        (stored, Ok(()))
+    }
+
     fn stats(&self) -> StoreStats;
 
     /// Fsyncs so far and the time they took; zeros for a store that does not fsync.

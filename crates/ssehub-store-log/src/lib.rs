@@ -458,41 +458,15 @@ impl Store for LogStore {
         let now = (inner.clock)();
         let (event, deletion) = {
             let mut st = inner.write_state();
-            if let Some(why) = &st.failed {
-                return Err(StoreError::Unavailable(why.clone()));
-            }
-            if inner.fsync_failed.load(Ordering::Relaxed) {
-                let why = lock(&inner.sync).failed.clone().unwrap_or_default();
-                return Err(StoreError::Unavailable(why));
-            }
+            inner.refuse_if_failed(&st)?;
             let id = st.last.max(after).next(now);
             let event = Event::assign(id, new);
             let mut buf = std::mem::take(&mut st.buf);
             let encoded = record::encode(&event, &mut buf);
             st.buf = buf;
-            encoded
-                .map_err(|why| StoreError::Io(io::Error::new(io::ErrorKind::InvalidInput, why)))?;
+            encoded.map_err(append::too_large)?;
             inner.write_record(&mut st, &event)?;
-            {
-                let mut s = lock(&inner.sync);
-                s.written = id;
-                s.pending += 1;
-                let first = s.first_pending.is_none();
-                if first {
-                    s.first_pending = Some(Instant::now());
-                }
-                if let SyncMode::Batch {
-                    max_events,
-                    max_delay,
-                } = inner.sync_mode
-                {
-                    // Without a window the waiters (or `on_durable`) start the fsync.
-                    if !max_delay.is_zero() && (first || s.pending == max_events) && s.worker_idle {
-                        s.worker_idle = false;
-                        inner.wake.notify_one();
-                    }
-                }
-            }
+            inner.note_written(id, 1);
             let deletion = inner.trim(&mut st, now);
             (Arc::new(event), deletion)
         };
@@ -500,6 +474,23 @@ impl Store for LogStore {
             inner.delete(d);
         }
         Ok(event)
+    }
+
+    /// The batch's records are encoded into one buffer and written with one write per
+    /// segment they fall in (a write per record was most of a batch's cost), then indexed.
+    fn append_batch(&self, events: Vec<NewEvent>) -> (Vec<Arc<Event>>, Result<(), StoreError>) {
+        let inner = &*self.inner;
+        let now = (inner.clock)();
+        let mut stored = Vec::with_capacity(events.len());
+        let (result, deletion) = {
+            let mut st = inner.write_state();
+            let result = inner.append_group(&mut st, events, now, &mut stored);
+            (result, inner.trim(&mut st, now))
+        };
+        if let Some(d) = deletion {
+            inner.delete(d);
+        }
+        (stored, result)
     }
 
     fn read(

@@ -316,10 +316,12 @@ impl Hub {
             return Err(StoreError::Full(self.topic_limit_message()));
         }
         loop {
-            let mut taken = 0;
-            for new in events.by_ref().take(BATCH_CHUNK) {
-                taken += 1;
-                let event = self.store.append(new)?;
+            let chunk: Vec<NewEvent> = events.by_ref().take(BATCH_CHUNK).collect();
+            let taken = chunk.len();
+            // One store call per chunk (the log writes it at once); what it stored before
+            // an error is fanned out all the same, as a publish of each would have been.
+            let (stored, result) = self.store.append_batch(chunk);
+            for event in stored {
                 let delivered = self.fan_out(&mut state, &event);
                 published.push(Published {
                     id: event.wire_id(),
@@ -327,6 +329,7 @@ impl Hub {
                     event,
                 });
             }
+            result?;
             drop(state);
             if taken < BATCH_CHUNK {
                 break;
