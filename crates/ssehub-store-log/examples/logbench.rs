@@ -5,7 +5,8 @@
 //! `cargo run --release -p ssehub-store-log --example logbench [-- --quick] [--dir D]`
 //! (`--replay-only` fills 100k events once and replays them 20 times, for a profiler;
 //! `--group-commit` compares `always`, the default `batch` and the old 2 ms batch window for a
-//! sequential publisher (rate, p50/p99), 1..64 threads and 1..1024 `on_durable` in flight).
+//! sequential publisher (rate, p50/p99), 1..64 threads and 1..1024 `on_durable` in flight;
+//! `--batch-floor` what the store alone takes from batch publishes of 1,000 events).
 //! Each publish figure runs for about a second. Events carry one topic and 100 bytes.
 
 use std::io::Write;
@@ -114,6 +115,59 @@ fn append_only(base: &Path, sync: SyncMode, n: u64) -> f64 {
         .wait_durable(last.expect("appended"))
         .expect("durable");
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `--batch-floor`: what the store alone takes from batch publishes of `per` events (the
+/// hub's request): `append_batch` in chunks of 256 (the hub's `BATCH_CHUNK`) against single
+/// appends, with one `wait_durable` per request (one thread: each wait is a whole fsync)
+/// and with one at the end (the append path's own cost). `n` events, the default sync
+/// mode; events/s.
+fn batch_floor(base: &Path, n: u64, per: u64) {
+    for wait_each in [false, true] {
+        for batched in [true, false] {
+            let dir = Scratch::new(base, "batch-floor");
+            let store = LogStore::open(&dir.0, options(SyncMode::default())).expect("open");
+            let started = Instant::now();
+            let (mut i, mut last) = (0, None);
+            while i < n {
+                let request: Vec<NewEvent> = (i..(i + per).min(n)).map(event).collect();
+                i += request.len() as u64;
+                if batched {
+                    let mut request = request.into_iter();
+                    loop {
+                        let chunk: Vec<NewEvent> = request.by_ref().take(256).collect();
+                        if chunk.is_empty() {
+                            break;
+                        }
+                        let (stored, result) = store.append_batch(chunk);
+                        result.expect("append_batch");
+                        last = stored.last().map(|e| e.id);
+                    }
+                } else {
+                    for new in request {
+                        last = Some(store.append(new).expect("append").id);
+                    }
+                }
+                if wait_each || i >= n {
+                    store
+                        .wait_durable(last.expect("appended"))
+                        .expect("durable");
+                }
+            }
+            let rate = n as f64 / started.elapsed().as_secs_f64();
+            let how = if batched {
+                "append_batch (256 a call)"
+            } else {
+                "append, one by one"
+            };
+            let wait = if wait_each {
+                format!("a wait per {per}")
+            } else {
+                "one wait at the end".into()
+            };
+            say(&format!("  {how}, {wait}: {rate:.0} events/s"));
+        }
+    }
 }
 
 fn fill(dir: &Path, n: u64) {
@@ -252,6 +306,11 @@ fn main() {
     } else {
         Duration::from_secs(1)
     };
+    if args.iter().any(|a| a == "--batch-floor") {
+        say(&format!("log store batch floor in {}", base.display()));
+        batch_floor(&base, if quick { 200_000 } else { 2_000_000 }, 1000);
+        return;
+    }
     if args.iter().any(|a| a == "--group-commit") {
         say(&format!(
             "log store group commit bench in {}",
