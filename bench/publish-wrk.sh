@@ -40,7 +40,9 @@ done
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=(default memory nchan)
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
-export RUN_DIR="$OUT/run"
+# The hubs' fresh data directories and nginx's files: a temp dir, removed at the end.
+RUN_DIR=$(mktemp -d /tmp/publish-wrk-run.XXXXXX)
+export RUN_DIR
 # shellcheck source=bench/lib.sh
 source "$REPO/bench/lib.sh"
 PORT=27590 NCHAN_PORT=27630
