@@ -190,8 +190,9 @@ pub(super) fn decode_usual_batch(body: &[u8]) -> Option<Vec<Fields<'_>>> {
     Some(fields)
 }
 
-/// The most events [`decode_usual_batch`] reserves room for before it has seen them.
-const MAX_GUESS: usize = 65_536;
+/// The most events [`decode_usual_batch`] reserves room for before it has seen them: ~512 KB
+/// of fields, so a body of a few large events does not reserve megabytes for small ones.
+const MAX_GUESS: usize = 4_096;
 
 struct BatchVisitor {
     capacity: usize,
