@@ -88,8 +88,9 @@ start_hub() { # LABEL: the hub's build for LABEL on PORT, pinned; sets PEER_PID,
   if [[ $label == memory* ]]; then
     store=(--memory --history 100000000)
   else
-    # The default store and sync mode; no count limit, so the history check can count all.
-    store=(--data-dir "$dir/data" --retain-events 0)
+    # The default store and sync mode; no count or size limit, so the history check can
+    # count all (the default 1 GiB size limit trims a long batch run's oldest events).
+    store=(--data-dir "$dir/data" --retain-events 0 --retain-bytes 0)
   fi
   HUB_CMD=(taskset -c "$SERVER_CPUS" "$BIN/ssehub.$label" serve --listen "127.0.0.1:$PORT" "${store[@]}")
   setsid "${HUB_CMD[@]}" >"$dir/out.log" 2>&1 &
